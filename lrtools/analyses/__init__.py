@@ -1,0 +1,1 @@
+"""Per-point measurements composed from regions and solvers; every function returns a table."""

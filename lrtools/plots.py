@@ -1,0 +1,161 @@
+"""Figures of the book: tables and partitions in, matplotlib figures out (no heavy computing).
+
+Every function returns the ``Figure`` so notebooks can ``glue`` it; axes carry labels and units,
+panels carry model names, and colour bars say what the colour means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.collections import PolyCollection
+
+__all__ = [
+    "set_style",
+    "MODEL_LABELS",
+    "plot_dataset_2d",
+    "plot_partitions",
+    "plot_distributions",
+]
+
+MODEL_LABELS = {"vanilla": "Vanilla", "bn": "BN", "dropout": "Dropout"}
+
+
+def set_style() -> None:
+    """Seaborn's paper style with readable defaults for the book."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    mpl.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+
+
+def plot_dataset_2d(
+    X: np.ndarray, y: np.ndarray, class_names: Sequence[str], *, title: str = ""
+) -> plt.Figure:
+    """Scatter plot of a 2-D labelled data set (Fig. 7)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    palette = sns.color_palette("Set1", len(class_names))
+    for k, name in enumerate(class_names):
+        sel = y == k
+        ax.scatter(X[sel, 0], X[sel, 1], s=6, color=palette[k], label=f"{name} ({sel.sum()})")
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="$x_1$", ylabel="$x_2$", aspect="equal", title=title)
+    ax.legend(loc="upper right", fontsize=8, frameon=True)
+    return fig
+
+
+def _draw_cells(ax, polys, values, cmap, norm, edgecolor, linewidth):
+    coll = PolyCollection(polys, array=np.asarray(values, float), cmap=cmap, norm=norm,
+                          edgecolors=edgecolor, linewidths=linewidth)
+    ax.add_collection(coll)
+    return coll
+
+
+def plot_partitions(
+    partitions: Mapping[str, object],
+    *,
+    class_names: Sequence[str],
+    points: Mapping[str, np.ndarray] | None = None,
+    axis_labels: tuple[str, str] = ("$x_1$", "$x_2$"),
+    suptitle: str = "",
+) -> plt.Figure:
+    """Linear regions (top row) and classification regions (bottom row) of several models.
+
+    Parameters
+    ----------
+    partitions : mapping of model name -> PlanePartition
+        Exact partitions from :func:`lrtools.slices.partition_plane`.
+    class_names : sequence of str
+        Names of the classes, for the legend of the bottom row.
+    points : mapping of label -> ndarray of shape (n, 2), optional
+        Points in plane coordinates to overlay (e.g. the three images of Fig. 1).
+    axis_labels : tuple of str
+        Labels of the plane's two coordinates.
+
+    Notes
+    -----
+    Top row: every linear region is a polygon filled by its activation rate (fraction of active
+    hidden units; one shared colour scale), transition boundaries in gray - as in Fig. 1 and
+    Fig. 8 of the paper. Bottom row: the exact classification regions; the decision boundary is
+    where the colours meet.
+    """
+    names = list(partitions)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names) + 1.0, 7.4),
+                             squeeze=False, constrained_layout=True)
+    rates = np.concatenate([[c.activation_rate for c in p.cells] for p in partitions.values()])
+    norm = mpl.colors.Normalize(vmin=float(rates.min()), vmax=float(rates.max()))
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    palette = sns.color_palette("Set2", len(class_names))
+    ccmap = mpl.colors.ListedColormap(palette)
+    cnorm = mpl.colors.BoundaryNorm(np.arange(len(class_names) + 1) - 0.5, len(class_names))
+    for j, name in enumerate(names):
+        part = partitions[name]
+        label = MODEL_LABELS.get(name, name)
+        top, bottom = axes[0, j], axes[1, j]
+        coll = _draw_cells(top, [c.vertices for c in part.cells],
+                           [c.activation_rate for c in part.cells], cmap, norm, "0.45", 0.35)
+        top.set_title(f"{label}: {part.n_regions} linear regions", fontsize=10)
+        pieces = part.class_pieces
+        _draw_cells(bottom, [v for v, _ in pieces], [lab for _, lab in pieces], ccmap, cnorm,
+                    "face", 0.2)
+        bottom.set_title(f"{label}: classification regions", fontsize=10)
+        for ax in (top, bottom):
+            dom = np.vstack([c.vertices for c in part.cells])
+            ax.set_xlim(dom[:, 0].min(), dom[:, 0].max())
+            ax.set_ylim(dom[:, 1].min(), dom[:, 1].max())
+            ax.set_aspect("equal")
+            ax.set_xlabel(axis_labels[0])
+            ax.set_ylabel(axis_labels[1])
+            ax.grid(False)
+            for k, (plabel, pts) in enumerate((points or {}).items()):
+                ax.scatter(pts[:, 0], pts[:, 1], s=40, marker="*^os"[k % 4], color="white",
+                           edgecolor="black", linewidth=0.8, zorder=5, label=plabel)
+    fig.colorbar(coll, ax=axes[0, :].tolist(), shrink=0.8,
+                 label="activation rate (fraction of active hidden units)")
+    handles = [mpl.patches.Patch(color=palette[k], label=n) for k, n in enumerate(class_names)]
+    axes[1, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       fontsize=8, title="class")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_distributions(
+    df: pd.DataFrame,
+    value: str,
+    *,
+    by: str = "model",
+    col: str | None = None,
+    row: str | None = None,
+    log: bool = True,
+    xlabel: str = "",
+    order: Sequence[str] | None = None,
+    height: float = 3.0,
+) -> plt.Figure:
+    """Histograms (density, shared bins) of ``value`` per model, as in Fig. 3, 6 and 9.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table, one row per measurement.
+    value : str
+        Column to plot (e.g. ``"radius"``).
+    by : str, default="model"
+        Column mapped to colour.
+    col, row : str, optional
+        Columns that split the figure into a grid (e.g. region kind and learning rate).
+    log : bool, default=True
+        Log-scaled x axis (inradii span orders of magnitude).
+    """
+    data = df[np.isfinite(df[value]) & ((df[value] > 0) if log else True)].copy()
+    data[by] = data[by].map(lambda m: MODEL_LABELS.get(m, m))
+    hue_order = [MODEL_LABELS.get(m, m) for m in (order or df[by].unique())]
+    grid = sns.displot(data, x=value, hue=by, hue_order=hue_order, col=col, row=row,
+                       kind="hist", stat="density", common_norm=False, element="step",
+                       log_scale=log, height=height, aspect=1.25, facet_kws={"sharey": False})
+    grid.set_axis_labels(xlabel or value, "density")
+    if grid.legend is not None:
+        grid.legend.set_title("model")
+    return grid.figure

@@ -1,0 +1,297 @@
+"""Build the book: execute every chapter notebook with papermill under a parameter profile,
+then assemble the HTML with jupyter-book (warnings are errors).
+
+Command line (installed as ``lrbook``, or ``python -m lrtools.runner``)::
+
+    lrbook build --profile default              # every chapter, then the HTML
+    lrbook run toy_spirals --profile smoke -p lr=1e-4 -p widths='[16, 16]'
+    lrbook profiles                             # list profiles and their notebooks
+
+Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
+``book/chapters/<name>`` appear in ``_toc.yml``. A profile is ``params/<profile>.yaml``::
+
+    description: one line
+    notebooks:
+      toy_spirals: {n_samples: 2000, lr: 0.001}
+
+Each value must name a parameter of the notebook's ``parameters`` cell; anything else is an
+error before any work starts. Executed notebooks are written atomically, with papermill's
+parameter cells hidden and a table of the parameters actually used at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+__all__ = ["load_profile", "chapters", "execute_chapter", "build_book", "main"]
+
+CHAPTER_DIR = Path("book") / "chapters"
+
+
+class RunnerError(Exception):
+    """A user-facing problem with a profile, a parameter or a chapter name."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding ``_config.yml`` and ``_toc.yml`` (searched upwards from cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "_toc.yml").exists() and (p / "_config.yml").exists():
+            return p
+    raise RunnerError(
+        f"no _config.yml/_toc.yml found in {here} or its parents; run lrbook from the "
+        "repository root (or pass --root)."
+    )
+
+
+def chapters(root: Path) -> list[str]:
+    """Chapter names in ``_toc.yml`` order (entries ``book/chapters/<name>``)."""
+    toc = (root / "_toc.yml").read_text()
+    names = re.findall(r"book/chapters/([A-Za-z0-9_\-]+)", toc)
+    return list(dict.fromkeys(names))
+
+
+def available_profiles(root: Path) -> list[str]:
+    """Names of the profiles in ``params/``."""
+    return sorted(p.stem for p in (root / "params").glob("*.yaml"))
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """Defaults of a notebook's ``parameters`` cell, by executing only that cell."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            scope: dict[str, Any] = {}
+            exec(compile(cell.source, f"{path.name}:parameters", "exec"), scope)  # noqa: S102
+            return {k: v for k, v in scope.items() if not k.startswith("_")}
+    raise RunnerError(f"{path} has no cell tagged 'parameters'; tag its first code cell.")
+
+
+def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
+    """Read ``params/<profile>.yaml`` and check every name against the notebooks.
+
+    Returns
+    -------
+    dict
+        ``{chapter: {parameter: value}}`` for every chapter of the book (missing ones: {}).
+
+    Raises
+    ------
+    RunnerError
+        Unknown profile, unknown chapter or unknown parameter (the message lists valid names).
+    """
+    path = root / "params" / f"{profile}.yaml"
+    if not path.exists():
+        raise RunnerError(
+            f"unknown profile {profile!r}: {path} does not exist. Available profiles: "
+            f"{available_profiles(root)}."
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RunnerError(f"profile {path} is not valid YAML: {exc}") from exc
+    sections = data.get("notebooks") or {}
+    known = chapters(root)
+    for name in sections:
+        if name not in known:
+            raise RunnerError(
+                f"profile {profile!r} sets parameters for unknown chapter {name!r}; chapters are {known}."
+            )
+    out = {}
+    for name in known:
+        values = _coerce(dict(sections.get(name) or {}))
+        check_parameters(root, name, values, origin=f"profile {profile!r}")
+        out[name] = values
+    return out
+
+
+def check_parameters(root: Path, chapter: str, values: dict[str, Any], origin: str) -> None:
+    """Raise ``RunnerError`` if ``values`` names a parameter the notebook does not have."""
+    defaults = notebook_parameters(root / "notebooks" / f"{chapter}.ipynb")
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise RunnerError(
+            f"{origin} sets unknown parameter(s) {unknown} for chapter {chapter!r}; its parameters "
+            f"are {sorted(defaults)}."
+        )
+
+
+def _coerce(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` as a string; turn such numeric strings into floats."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return [_coerce(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _coerce(v) for k, v in value.items()}
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML (numbers, lists, strings)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise RunnerError(f"override {item!r} must look like name=value, e.g. lr=1e-4.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _coerce(yaml.safe_load(value))
+    return out
+
+
+def _parameter_table(profile: str, defaults: dict[str, Any], used: dict[str, Any]) -> str:
+    rows = ["| parameter | value | from |", "|---|---|---|"]
+    for key in defaults:
+        value = used.get(key, defaults[key])
+        origin = "profile" if key in used else "notebook default"
+        rows.append(f"| `{key}` | `{value!r}` | {origin} |")
+    return (
+        f":::{{admonition}} Parameters of this run (profile `{profile}`)\n:class: note\n\n"
+        + "\n".join(rows)
+        + "\n\nRerun with other values: `lrbook run <chapter> --profile "
+        f"{profile} -p name=value` (see the introduction).\n:::\n"
+    )
+
+
+def _tidy(nb: nbformat.NotebookNode, table: str) -> nbformat.NotebookNode:
+    """Hide papermill's parameter cells; put the parameter table after the title cell."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(first_md + 1, nbformat.v4.new_markdown_cell(table))
+    for cell in nb.cells:  # papermill's per-cell ids must stay unique after insertion
+        cell.pop("id", None)
+    nbformat.validator.normalize(nb)
+    return nb
+
+
+def execute_chapter(
+    root: Path, chapter: str, params: dict[str, Any], profile: str, *, log_output: bool = False
+) -> Path:
+    """Run ``notebooks/<chapter>.ipynb`` with papermill into ``book/chapters/<chapter>.ipynb``.
+
+    The executed copy is written to a temporary file and moved into place only on success, so a
+    failed run leaves the previous copy (or none) behind, never a half-executed notebook.
+    """
+    import papermill as pm
+
+    src = root / "notebooks" / f"{chapter}.ipynb"
+    if not src.exists():
+        raise RunnerError(f"chapter {chapter!r} has no notebook {src}.")
+    check_parameters(root, chapter, params, origin="the command line")
+    dest_dir = root / CHAPTER_DIR
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{chapter}.ipynb"
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{chapter}.", suffix=".ipynb")
+    os.close(fd)
+    try:
+        pm.execute_notebook(
+            str(src), tmp, parameters={**params, "profile": profile}, cwd=str(root),
+            kernel_name="python3", progress_bar=False, log_output=log_output,
+        )
+        nb = nbformat.read(tmp, as_version=4)
+        defaults = notebook_parameters(src)
+        table = _parameter_table(profile, {k: v for k, v in defaults.items() if k != "profile"},
+                                 params)
+        nbformat.write(_tidy(nb, table), tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def build_book(root: Path, *, strict: bool = True) -> Path:
+    """Run ``jupyter-book build`` on the root (``-W -n --keep-going`` when ``strict``)."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--builder", "html"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise RunnerError(
+            f"jupyter-book build failed (exit {proc.returncode}); the messages above name the "
+            "page and the warning. Reports are in _build/html/reports."
+        )
+    return root / "_build" / "html" / "index.html"
+
+
+def _cmd_build(args: argparse.Namespace) -> None:
+    root = Path(args.root).resolve() if args.root else project_root()
+    profile = load_profile(root, args.profile)
+    t0 = time.perf_counter()
+    for chapter, params in profile.items():
+        t = time.perf_counter()
+        print(f"[lrbook] executing {chapter} (profile {args.profile}) ...", flush=True)
+        execute_chapter(root, chapter, params, args.profile, log_output=args.verbose)
+        print(f"[lrbook] {chapter} done in {time.perf_counter() - t:.1f} s", flush=True)
+    if not args.no_html:
+        index = build_book(root)
+        print(f"[lrbook] book built in {time.perf_counter() - t0:.1f} s: {index}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    root = Path(args.root).resolve() if args.root else project_root()
+    profile = load_profile(root, args.profile)
+    if args.chapter not in profile:
+        raise RunnerError(f"unknown chapter {args.chapter!r}; chapters are {list(profile)}.")
+    params = {**profile[args.chapter], **parse_overrides(args.param)}
+    dest = execute_chapter(root, args.chapter, params, args.profile, log_output=args.verbose)
+    print(f"[lrbook] executed {dest}")
+    if args.html:
+        print(f"[lrbook] book: {build_book(root)}")
+
+
+def _cmd_profiles(args: argparse.Namespace) -> None:
+    root = Path(args.root).resolve() if args.root else project_root()
+    for name in available_profiles(root):
+        desc = (yaml.safe_load((root / "params" / f"{name}.yaml").read_text()) or {}).get(
+            "description", "")
+        print(f"{name}: {desc}")
+    print(f"chapters: {chapters(root)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lrbook`` command."""
+    parser = argparse.ArgumentParser(prog="lrbook", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", help="repository root (default: found from the cwd)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="execute every chapter with a profile, then build the HTML")
+    b.add_argument("--profile", default="default")
+    b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
+    b.add_argument("-v", "--verbose", action="store_true", help="stream notebook output")
+    b.set_defaults(func=_cmd_build)
+    r = sub.add_parser("run", help="execute one chapter, optionally with overrides")
+    r.add_argument("chapter")
+    r.add_argument("--profile", default="default")
+    r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    r.add_argument("--html", action="store_true", help="rebuild the HTML afterwards")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(func=_cmd_run)
+    p = sub.add_parser("profiles", help="list parameter profiles and chapters")
+    p.set_defaults(func=_cmd_profiles)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except RunnerError as exc:
+        print(f"lrbook: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Shared fixtures: small seeded networks of every variant, and an isolated cache folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lrtools.models import build_cnn, build_mlp
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test writes its cache under its own temporary folder."""
+    monkeypatch.setenv("LRTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def warm_bn(net: torch.nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> torch.nn.Module:
+    """Give BatchNorm layers non-trivial running statistics, then switch to eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    with torch.no_grad():
+        for _ in range(5):
+            net(torch.rand((64, *input_shape), generator=g) * 1.6 - 0.8)
+    return net.eval()
+
+
+@pytest.fixture(params=["vanilla", "bn", "dropout"])
+def small_mlp(request):
+    """A 12-input MLP of each variant with warmed BatchNorm statistics."""
+    net = build_mlp(12, [16, 12, 8], 4, variant=request.param, seed=1)
+    return warm_bn(net, (12,))
+
+
+@pytest.fixture(params=["vanilla", "bn", "dropout"])
+def small_cnn(request):
+    """A small CNN (1x9x9 input) of each variant with warmed BatchNorm statistics."""
+    net = build_cnn(1, 9, channels=(3, 4), dense=6, n_classes=3, variant=request.param, seed=2)
+    return warm_bn(net, (1, 9, 9))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
