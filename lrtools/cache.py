@@ -3,8 +3,9 @@
 A result is stored under ``<root>/<kind>/<key>.<ext>`` where ``key`` is the SHA-256 of the
 canonical JSON of its parameters, and a ``.json`` sidecar records those parameters in clear.
 Writes are atomic (temporary file, then ``os.replace``), so an interrupted run never leaves a
-half-written entry behind. The root is ``$LRTOOLS_CACHE_DIR`` if set, else ``data/cache`` in the
-repository checkout (or ``~/.cache/lrtools`` for an installed package).
+half-written entry behind. The root is ``$LRTOOLS_CACHE_DIR`` if set, else ``<data_root>/cache`` where the data root is
+``$LRTOOLS_DATA_DIR`` or ``data/`` in the repository checkout (``~/.cache/lrtools`` for an
+installed package).
 """
 
 from __future__ import annotations
@@ -22,21 +23,26 @@ import numpy as np
 
 from .exceptions import CacheError
 
-__all__ = ["cache_root", "param_key", "atomic_write", "cached_pickle", "cache_path"]
+__all__ = ["data_root", "cache_root", "param_key", "atomic_write", "cached_pickle", "cache_path"]
 
 T = TypeVar("T")
 
 
-def cache_root() -> Path:
-    """The cache folder (created on demand)."""
-    env = os.environ.get("LRTOOLS_CACHE_DIR")
+def data_root() -> Path:
+    """Folder of local data sets: ``$LRTOOLS_DATA_DIR``, else ``data/`` in the checkout."""
+    env = os.environ.get("LRTOOLS_DATA_DIR")
     if env:
-        root = Path(env)
-    else:
-        repo = Path(__file__).resolve().parents[1]
-        root = repo / "data" / "cache" if (repo / "pyproject.toml").exists() else (
-            Path.home() / ".cache" / "lrtools"
-        )
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists():
+        return repo / "data"
+    return Path.home() / ".cache" / "lrtools"
+
+
+def cache_root() -> Path:
+    """The cache folder, ``$LRTOOLS_CACHE_DIR`` or ``<data_root>/cache`` (created on demand)."""
+    env = os.environ.get("LRTOOLS_CACHE_DIR")
+    root = Path(env) if env else data_root() / "cache"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -13,6 +13,7 @@ from lrtools.models import build_cnn, build_mlp
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test writes its cache under its own temporary folder."""
     monkeypatch.setenv("LRTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LRTOOLS_DATA_DIR", str(tmp_path / "data"))
 
 
 def warm_bn(net: torch.nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> torch.nn.Module:
