@@ -65,4 +65,6 @@ def cifar_points(n: int, seed: int = 0) -> np.ndarray:
     """``n`` smooth random images in [-1, 1] with CIFAR's shape (3, 32, 32)."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(-1, 1, (n, 3, 8, 8))
-    return np.clip(np.kron(base, np.ones((1, 1, 4, 4))) + 0.1 * rng.standard_normal((n, 3, 32, 32)), -1, 1)
+    return np.clip(
+        np.kron(base, np.ones((1, 1, 4, 4))) + 0.1 * rng.standard_normal((n, 3, 32, 32)), -1, 1
+    )

@@ -16,9 +16,7 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError``."""
     choices = list(choices)
     if value not in choices:
-        raise ValueError(
-            f"{name} == {value!r} is not supported; choose one of {choices}."
-        )
+        raise ValueError(f"{name} == {value!r} is not supported; choose one of {choices}.")
     return value
 
 
@@ -34,7 +32,9 @@ def check_scalar(
 ) -> Any:
     """Check the type and bounds of a scalar parameter (cf. ``sklearn.utils.check_scalar``)."""
     if isinstance(x, bool) or not isinstance(x, target_type):
-        raise TypeError(f"{name} must be an instance of {target_type}; got {type(x).__name__} {x!r}.")
+        raise TypeError(
+            f"{name} must be an instance of {target_type}; got {type(x).__name__} {x!r}."
+        )
     if min_val is not None:
         bad = x < min_val if include_min else x <= min_val
         if bad:
@@ -83,7 +83,7 @@ def check_array(
             f"{name} must have {ndim} dimension(s); got shape {arr.shape}. {hint}".rstrip()
         )
     if shape is not None:
-        ok = len(shape) == arr.ndim and all(s is None or s == a for s, a in zip(shape, arr.shape))
+        ok = len(shape) == arr.ndim and all(s is None or s == a for s, a in zip(shape, arr.shape, strict=True))
         if not ok:
             want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name} must have shape {want}; got {arr.shape}. {hint}".rstrip())

@@ -123,9 +123,13 @@ def build_cnn(
         layers += _hidden_block(nn.Conv2d(prev, c, 3, stride=2), c, variant, drop_rate, conv=True)
         prev, size = c, (size - 3) // 2 + 1
         if size < 1:
-            raise ValueError(f"image_size == {image_size} is too small for {len(channels)} convolutions.")
+            raise ValueError(
+                f"image_size == {image_size} is too small for {len(channels)} convolutions."
+            )
     layers.append(nn.Flatten())
-    layers += _hidden_block(nn.Linear(prev * size * size, dense), dense, variant, drop_rate, conv=False)
+    layers += _hidden_block(
+        nn.Linear(prev * size * size, dense), dense, variant, drop_rate, conv=False
+    )
     layers.append(nn.Linear(dense, n_classes))
     net = nn.Sequential(*layers)
     net.apply(_init)

@@ -47,8 +47,14 @@ def plot_dataset_2d(
 
 
 def _draw_cells(ax, polys, values, cmap, norm, edgecolor, linewidth):
-    coll = PolyCollection(polys, array=np.asarray(values, float), cmap=cmap, norm=norm,
-                          edgecolors=edgecolor, linewidths=linewidth)
+    coll = PolyCollection(
+        polys,
+        array=np.asarray(values, float),
+        cmap=cmap,
+        norm=norm,
+        edgecolors=edgecolor,
+        linewidths=linewidth,
+    )
     ax.add_collection(coll)
     return coll
 
@@ -82,8 +88,9 @@ def plot_partitions(
     where the colours meet.
     """
     names = list(partitions)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names) + 1.0, 7.4),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(3.6 * len(names) + 1.0, 7.4), squeeze=False, constrained_layout=True
+    )
     rates = np.concatenate([[c.activation_rate for c in p.cells] for p in partitions.values()])
     norm = mpl.colors.Normalize(vmin=float(rates.min()), vmax=float(rates.max()))
     cmap = sns.color_palette("viridis", as_cmap=True)
@@ -94,12 +101,20 @@ def plot_partitions(
         part = partitions[name]
         label = MODEL_LABELS.get(name, name)
         top, bottom = axes[0, j], axes[1, j]
-        coll = _draw_cells(top, [c.vertices for c in part.cells],
-                           [c.activation_rate for c in part.cells], cmap, norm, "0.45", 0.35)
+        coll = _draw_cells(
+            top,
+            [c.vertices for c in part.cells],
+            [c.activation_rate for c in part.cells],
+            cmap,
+            norm,
+            "0.45",
+            0.35,
+        )
         top.set_title(f"{label}: {part.n_regions} linear regions", fontsize=10)
         pieces = part.class_pieces
-        _draw_cells(bottom, [v for v, _ in pieces], [lab for _, lab in pieces], ccmap, cnorm,
-                    "face", 0.2)
+        _draw_cells(
+            bottom, [v for v, _ in pieces], [lab for _, lab in pieces], ccmap, cnorm, "face", 0.2
+        )
         bottom.set_title(f"{label}: classification regions", fontsize=10)
         for ax in (top, bottom):
             dom = np.vstack([c.vertices for c in part.cells])
@@ -110,13 +125,27 @@ def plot_partitions(
             ax.set_ylabel(axis_labels[1])
             ax.grid(False)
             for k, (plabel, pts) in enumerate((points or {}).items()):
-                ax.scatter(pts[:, 0], pts[:, 1], s=40, marker="*^os"[k % 4], color="white",
-                           edgecolor="black", linewidth=0.8, zorder=5, label=plabel)
-    fig.colorbar(coll, ax=axes[0, :].tolist(), shrink=0.8,
-                 label="activation rate (fraction of active hidden units)")
+                ax.scatter(
+                    pts[:, 0],
+                    pts[:, 1],
+                    s=40,
+                    marker="*^os"[k % 4],
+                    color="white",
+                    edgecolor="black",
+                    linewidth=0.8,
+                    zorder=5,
+                    label=plabel,
+                )
+    fig.colorbar(
+        coll,
+        ax=axes[0, :].tolist(),
+        shrink=0.8,
+        label="activation rate (fraction of active hidden units)",
+    )
     handles = [mpl.patches.Patch(color=palette[k], label=n) for k, n in enumerate(class_names)]
-    axes[1, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                       fontsize=8, title="class")
+    axes[1, -1].legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="class"
+    )
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -152,9 +181,22 @@ def plot_distributions(
     data = df[np.isfinite(df[value]) & ((df[value] > 0) if log else True)].copy()
     data[by] = data[by].map(lambda m: MODEL_LABELS.get(m, m))
     hue_order = [MODEL_LABELS.get(m, m) for m in (order or df[by].unique())]
-    grid = sns.displot(data, x=value, hue=by, hue_order=hue_order, col=col, row=row,
-                       kind="hist", stat="density", common_norm=False, element="step",
-                       log_scale=log, height=height, aspect=1.25, facet_kws={"sharey": False})
+    grid = sns.displot(
+        data,
+        x=value,
+        hue=by,
+        hue_order=hue_order,
+        col=col,
+        row=row,
+        kind="hist",
+        stat="density",
+        common_norm=False,
+        element="step",
+        log_scale=log,
+        height=height,
+        aspect=1.25,
+        facet_kws={"sharey": False},
+    )
     grid.set_axis_labels(xlabel or value, "density")
     if grid.legend is not None:
         grid.legend.set_title("model")

@@ -81,7 +81,7 @@ def _layers(model: nn.Module) -> list[nn.Module]:
 
 
 def _eval64(model: nn.Module) -> list[nn.Module]:
-    """A float64 eval-mode copy of the model's layers (BatchNorm uses running stats; Dropout off)."""
+    """Float64 eval-mode copies of the layers (BatchNorm: running statistics; Dropout: off)."""
     layers = _layers(model)
     return [copy.deepcopy(m).double().eval() for m in layers]
 
@@ -229,9 +229,7 @@ def _propagate(
 
 
 @torch.no_grad()
-def linear_region(
-    model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
-) -> Region:
+def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)) -> Region:
     """The linear region of ``x`` as a float64 H-representation (eq. 1-4, Appendix B of [1]).
 
     Parameters

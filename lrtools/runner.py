@@ -106,7 +106,8 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     for name in sections:
         if name not in known:
             raise RunnerError(
-                f"profile {profile!r} sets parameters for unknown chapter {name!r}; chapters are {known}."
+                f"profile {profile!r} sets parameters for unknown chapter {name!r}; "
+                f"chapters are {known}."
             )
     out = {}
     for name in known:
@@ -201,13 +202,19 @@ def execute_chapter(
     os.close(fd)
     try:
         pm.execute_notebook(
-            str(src), tmp, parameters={**params, "profile": profile}, cwd=str(root),
-            kernel_name="python3", progress_bar=False, log_output=log_output,
+            str(src),
+            tmp,
+            parameters={**params, "profile": profile},
+            cwd=str(root),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=log_output,
         )
         nb = nbformat.read(tmp, as_version=4)
         defaults = notebook_parameters(src)
-        table = _parameter_table(profile, {k: v for k, v in defaults.items() if k != "profile"},
-                                 params)
+        table = _parameter_table(
+            profile, {k: v for k, v in defaults.items() if k != "profile"}, params
+        )
         nbformat.write(_tidy(nb, table), tmp)
         os.replace(tmp, dest)
     finally:
@@ -260,7 +267,8 @@ def _cmd_profiles(args: argparse.Namespace) -> None:
     root = Path(args.root).resolve() if args.root else project_root()
     for name in available_profiles(root):
         desc = (yaml.safe_load((root / "params" / f"{name}.yaml").read_text()) or {}).get(
-            "description", "")
+            "description", ""
+        )
         print(f"{name}: {desc}")
     print(f"chapters: {chapters(root)}")
 

@@ -62,15 +62,25 @@ class ModelSpec:
         """Instantiate the (untrained, seeded) network for inputs of ``input_shape``."""
         if self.arch == "mlp":
             return build_mlp(
-                int(np.prod(input_shape)), self.widths, n_classes,
-                variant=self.variant, drop_rate=self.drop_rate, seed=self.init_seed,
+                int(np.prod(input_shape)),
+                self.widths,
+                n_classes,
+                variant=self.variant,
+                drop_rate=self.drop_rate,
+                seed=self.init_seed,
             )
         c, h, w = input_shape
         if h != w:
             raise ValueError(f"build_cnn needs square images; got input shape {input_shape}.")
         return build_cnn(
-            c, h, self.widths, self.dense, n_classes,
-            variant=self.variant, drop_rate=self.drop_rate, seed=self.init_seed,
+            c,
+            h,
+            self.widths,
+            self.dense,
+            n_classes,
+            variant=self.variant,
+            drop_rate=self.drop_rate,
+            seed=self.init_seed,
         )
 
 
@@ -113,8 +123,9 @@ class TrainConfig:
         check_scalar(self.batch_size, "batch_size", int, min_val=1)
         check_scalar(self.max_epochs, "max_epochs", int, min_val=1)
         check_scalar(self.patience, "patience", int, min_val=1)
-        check_scalar(self.val_fraction, "val_fraction", float, min_val=0.0, max_val=0.9,
-                     include_min=False)
+        check_scalar(
+            self.val_fraction, "val_fraction", float, min_val=0.0, max_val=0.9, include_min=False
+        )
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
 
@@ -186,8 +197,9 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
         model.train()
         total = 0.0
         for idx in torch.randperm(len(Xtr), generator=gen).split(cfg.batch_size):
-            if len(idx) < 2 and any(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)
-                                    for m in model.modules()):
+            if len(idx) < 2 and any(
+                isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in model.modules()
+            ):
                 continue  # BatchNorm cannot train on a batch of one
             opt.zero_grad()
             loss = loss_fn(model(Xtr[idx]), ytr[idx])
@@ -199,8 +211,14 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
             out = model(Xva)
             val_loss = float(loss_fn(out, yva))
             val_acc = float((out.argmax(1) == yva).float().mean())
-        rows.append({"epoch": epoch + 1, "train_loss": total / len(Xtr),
-                     "val_loss": val_loss, "val_acc": val_acc})
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / len(Xtr),
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+            }
+        )
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
         if val_loss < best - 1e-7:
             best, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
@@ -231,8 +249,12 @@ def fit(
     CacheError
         If a cached entry exists but cannot be loaded (the message names the file to delete).
     """
-    params = {"spec": asdict(spec), "config": asdict(config), "data": data.fingerprint(),
-              "torch": torch.__version__.split("+")[0]}
+    params = {
+        "spec": asdict(spec),
+        "config": asdict(config),
+        "data": data.fingerprint(),
+        "torch": torch.__version__.split("+")[0],
+    }
     path = cache_path("models", params, "pt")
     model = spec.build(data.input_shape, data.n_classes)
     if use_cache and path.exists():
@@ -246,11 +268,11 @@ def fit(
                 "file and run again to retrain it."
             ) from exc
         model.eval()
-        return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), True,
-                            str(path))
+        return TrainedModel(
+            model, history, accuracy(model, data.X_test, data.y_test), True, str(path)
+        )
     history = _train(model, data, config, progress)
     if use_cache:
         blob = {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
         atomic_write(path, lambda p: torch.save(blob, p))
-    return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), False,
-                        str(path))
+    return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), False, str(path))

@@ -68,12 +68,14 @@ def test_rows_are_signed_gradients(small_mlp, rng):
             pre.append(h[0])
         h = m(h)
     pre = torch.cat(pre)
-    grads = torch.stack([torch.autograd.grad(pre[i], xt, retain_graph=True)[0]
-                         for i in range(len(pre))]).numpy()
+    grads = torch.stack(
+        [torch.autograd.grad(pre[i], xt, retain_graph=True)[0] for i in range(len(pre))]
+    ).numpy()
     sign = np.where(pre.detach().numpy() > 0, 1.0, -1.0)
     np.testing.assert_allclose(region.polytope.A, sign[:, None] * grads, atol=1e-12)
-    np.testing.assert_allclose(region.polytope.A @ x + region.polytope.b,
-                               np.abs(pre.detach().numpy()), atol=1e-12)
+    np.testing.assert_allclose(
+        region.polytope.A @ x + region.polytope.b, np.abs(pre.detach().numpy()), atol=1e-12
+    )
     small_mlp.float()
 
 
@@ -131,14 +133,15 @@ def test_cnn_region_equals_unrolled_dense_network(small_cnn, rng):
     pts = _inside_samples(region, rng, n=300)
     pats = activation_patterns(small_cnn, pts.reshape(-1, 1, 9, 9))
     assert len(pts) > 10 and (pats == region.pattern).all()
-    np.testing.assert_allclose(predict(small_cnn, pts.reshape(-1, 1, 9, 9)), region.logits(pts),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        predict(small_cnn, pts.reshape(-1, 1, 9, 9)), region.logits(pts), atol=1e-10
+    )
     assert region.polytope.A.shape == (3 * 4 * 4 + 4 * 1 * 1 + 6, 81)
 
 
 def test_up_to_layer_is_a_superset(small_mlp, rng):
     region = linear_region(small_mlp, rng.uniform(-0.5, 0.5, 12))
-    sizes = [region.up_to_layer(l).n_rows for l in range(1, 4)]
+    sizes = [region.up_to_layer(k).n_rows for k in range(1, 4)]
     assert sizes == [16, 28, 36]
 
 

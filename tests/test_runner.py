@@ -43,8 +43,9 @@ def test_unknown_profile_lists_the_available_ones(capsys):
 
 
 def test_unknown_parameter_is_rejected_before_running(tmp_path, capsys):
-    rc = main(["--root", str(ROOT), "run", "toy_spirals", "--profile", "smoke",
-               "-p", "learning_rate=0.1"])
+    rc = main(
+        ["--root", str(ROOT), "run", "toy_spirals", "--profile", "smoke", "-p", "learning_rate=0.1"]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "unknown parameter(s) ['learning_rate']" in err and "'lr'" in err
@@ -66,7 +67,10 @@ def test_unknown_chapter_and_malformed_override(capsys):
     with pytest.raises(RunnerError, match="name=value"):
         parse_overrides(["lr"])
     assert parse_overrides(["lr=1e-4", "widths=[3, 4]", "variants=[bn]"]) == {
-        "lr": 1e-4, "widths": [3, 4], "variants": ["bn"]}
+        "lr": 1e-4,
+        "widths": [3, 4],
+        "variants": ["bn"],
+    }
 
 
 def _copy_book_sources(tmp_path: Path) -> Path:
@@ -87,13 +91,22 @@ def test_smoke_build_produces_the_book(tmp_path):
     html = root / "_build" / "html"
     assert (html / "index.html").exists()
     page = (html / "book" / "chapters" / "toy_spirals.html").read_text()
-    for needle in ("Fig. 7", "Fig. 8", "Parameters of this run", "profile <code",
-                   "test accuracy, paper", "inradius"):
+    for needle in (
+        "Fig. 7",
+        "Fig. 8",
+        "Parameters of this run",
+        "profile <code",
+        "test accuracy, paper",
+        "inradius",
+    ):
         assert needle in page, needle
     assert page.count("<img") >= 3
     executed = nbformat.read(root / "book" / "chapters" / "toy_spirals.ipynb", as_version=4)
-    hidden = [c for c in executed.cells
-              if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    hidden = [
+        c
+        for c in executed.cells
+        if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+    ]
     assert hidden and all("remove-cell" in c.metadata["tags"] for c in hidden)
     # a second build with the same parameters reuses every cached result
     assert main(["--root", str(root), "build", "--profile", "smoke", "--no-html"]) == 0

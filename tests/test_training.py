@@ -49,8 +49,12 @@ def test_changing_any_parameter_retrains():
 
 def test_training_learns_the_spirals():
     easy = make_spirals(400, noise=0.0, turns=0.5, seed=1)
-    res = fit(ModelSpec("mlp", (16, 16), "vanilla"), easy,
-              TrainConfig(lr=1e-2, batch_size=32, max_epochs=60, patience=20), progress=False)
+    res = fit(
+        ModelSpec("mlp", (16, 16), "vanilla"),
+        easy,
+        TrainConfig(lr=1e-2, batch_size=32, max_epochs=60, patience=20),
+        progress=False,
+    )
     assert res.test_accuracy > 0.9
     assert res.model.training is False
 

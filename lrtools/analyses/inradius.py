@@ -51,16 +51,37 @@ def inradii(
     rows = []
     for i, x in enumerate(tqdm(points, desc=desc, disable=not progress, leave=False)):
         region = linear_region(model, x, box=box)
-        row = {"point": i, "n_rows": region.polytope.n_rows,
-               "activation_rate": region.activation_rate}
+        row = {
+            "point": i,
+            "n_rows": region.polytope.n_rows,
+            "activation_rate": region.activation_rate,
+        }
         try:
             res = insphere(region.polytope, method=method)
         except SolverError as exc:
-            rows.append({**row, "radius": np.nan, "pattern_ok": False, "method": method,
-                         "status": f"failed: {exc}", "seconds": np.nan})
+            rows.append(
+                {
+                    **row,
+                    "radius": np.nan,
+                    "pattern_ok": False,
+                    "method": method,
+                    "status": f"failed: {exc}",
+                    "seconds": np.nan,
+                }
+            )
             continue
         centre = res.center.reshape(1, *region.input_shape)
-        ok = bool((activation_patterns(model, centre)[0] == region.pattern).all()) or res.radius == 0
-        rows.append({**row, "radius": res.radius, "pattern_ok": ok, "method": res.method,
-                     "status": res.status, "seconds": res.seconds})
+        ok = (
+            bool((activation_patterns(model, centre)[0] == region.pattern).all()) or res.radius == 0
+        )
+        rows.append(
+            {
+                **row,
+                "radius": res.radius,
+                "pattern_ok": ok,
+                "method": res.method,
+                "status": res.status,
+                "seconds": res.seconds,
+            }
+        )
     return pd.DataFrame(rows)

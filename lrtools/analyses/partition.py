@@ -64,22 +64,27 @@ def region_table(model, partition, *, method: str = "auto", progress: bool = Tru
     frame["radius"] = rad["radius"].to_numpy()
     frame["pattern_ok"] = rad["pattern_ok"].to_numpy()
     frame["status"] = rad["status"].to_numpy()
-    frame["boundary_distance"] = decision_distances(model, partition,
-                                                    partition.plane.to_plane(pts))
+    frame["boundary_distance"] = decision_distances(model, partition, partition.plane.to_plane(pts))
     return frame
 
 
-def boundary_concentration(table: pd.DataFrame, model, partition, *, delta: float = 0.05,
-                           resolution: int = 400) -> dict[str, float]:
+def boundary_concentration(
+    table: pd.DataFrame, model, partition, *, delta: float = 0.05, resolution: int = 400
+) -> dict[str, float]:
     """Share of linear regions within ``delta`` of the decision boundary, over the area share.
 
     A ratio above 1 means regions crowd around the decision boundary (the paper's observation 3
     for dropout); 1 means they are spread evenly.
     """
     grid, _ = _grid(partition, resolution)
-    area_share = float(np.mean(decision_distances(model, partition, grid,
-                                                  resolution=resolution) < delta))
+    area_share = float(
+        np.mean(decision_distances(model, partition, grid, resolution=resolution) < delta)
+    )
     region_share = float(np.mean(table["boundary_distance"] < delta))
     ratio = region_share / area_share if area_share > 0 else np.nan
-    return {"delta": delta, "region_share": region_share, "area_share": area_share,
-            "concentration": ratio}
+    return {
+        "delta": delta,
+        "region_share": region_share,
+        "area_share": area_share,
+        "concentration": ratio,
+    }

@@ -59,7 +59,9 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def split_indices(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    n: int, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random split of ``range(n)`` into (rest, held-out) with ``round(fraction * n)`` held out."""
     perm = rng.permutation(n)
     k = int(round(fraction * n))

@@ -50,8 +50,13 @@ def _download(data_dir: Path) -> None:
     import pooch
 
     for filename, digest in MNIST_FILES.values():
-        pooch.retrieve(MIRROR + filename, known_hash=f"md5:{digest}", fname=filename,
-                       path=data_dir, progressbar=False)
+        pooch.retrieve(
+            MIRROR + filename,
+            known_hash=f"md5:{digest}",
+            fname=filename,
+            path=data_dir,
+            progressbar=False,
+        )
 
 
 def _scale(images: np.ndarray) -> np.ndarray:

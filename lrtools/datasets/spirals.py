@@ -51,8 +51,15 @@ def make_spirals(
     check_scalar(n_samples, "n_samples", int, min_val=4)
     check_scalar(noise, "noise", (int, float), min_val=0.0)
     check_scalar(turns, "turns", (int, float), min_val=0.1)
-    check_scalar(test_fraction, "test_fraction", float, min_val=0.0, max_val=1.0,
-                 include_min=False, include_max=False)
+    check_scalar(
+        test_fraction,
+        "test_fraction",
+        float,
+        min_val=0.0,
+        max_val=1.0,
+        include_min=False,
+        include_max=False,
+    )
     check_scalar(radius, "radius", (int, float), min_val=0.0, max_val=1.0, include_min=False)
     check_scalar(seed, "seed", int)
     rng = np.random.default_rng(seed)
