@@ -83,7 +83,9 @@ def check_array(
             f"{name} must have {ndim} dimension(s); got shape {arr.shape}. {hint}".rstrip()
         )
     if shape is not None:
-        ok = len(shape) == arr.ndim and all(s is None or s == a for s, a in zip(shape, arr.shape, strict=True))
+        ok = len(shape) == arr.ndim and all(
+            s is None or s == a for s, a in zip(shape, arr.shape, strict=True)
+        )
         if not ok:
             want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name} must have shape {want}; got {arr.shape}. {hint}".rstrip())

@@ -4,8 +4,8 @@ A result is stored under ``<root>/<kind>/<key>.<ext>`` where ``key`` is the SHA-
 canonical JSON of its parameters, and a ``.json`` sidecar records those parameters in clear.
 Writes are atomic (temporary file, then ``os.replace``), so an interrupted run never leaves a
 half-written entry behind. The root is ``$LRTOOLS_CACHE_DIR`` if set, else ``<data_root>/cache``
-where the data root is ``$LRTOOLS_DATA_DIR`` or ``data/`` in the repository checkout (``~/.cache/lrtools`` for an
-installed package).
+where the data root is ``$LRTOOLS_DATA_DIR`` or ``data/`` in the repository checkout
+(``~/.cache/lrtools`` for an installed package).
 """
 
 from __future__ import annotations
