@@ -11,11 +11,13 @@ Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
 ``book/chapters/<name>`` appear in ``_toc.yml``. A profile is ``params/<profile>.yaml``::
 
     description: one line
+    shared:                      # applied to every chapter that has the parameter
+      seed: 0
     notebooks:
       toy_spirals: {n_samples: 2000, lr: 0.001}
 
-Each value must name a parameter of the notebook's ``parameters`` cell; anything else is an
-error before any work starts. Executed notebooks are written atomically, with papermill's
+Each value must name a parameter of the notebook's ``parameters`` cell (a shared value, of at
+least one chapter); anything else is an error before any work starts. Executed notebooks are written atomically, with papermill's
 parameter cells hidden and a table of the parameters actually used at the top.
 """
 
@@ -102,6 +104,7 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise RunnerError(f"profile {path} is not valid YAML: {exc}") from exc
     sections = data.get("notebooks") or {}
+    shared = _coerce(dict(data.get("shared") or {}))
     known = chapters(root)
     for name in sections:
         if name not in known:
@@ -109,11 +112,19 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
                 f"profile {profile!r} sets parameters for unknown chapter {name!r}; "
                 f"chapters are {known}."
             )
-    out = {}
+    out, used = {}, set()
     for name in known:
-        values = _coerce(dict(sections.get(name) or {}))
+        defaults = notebook_parameters(root / "notebooks" / f"{name}.ipynb")
+        common = {k: v for k, v in shared.items() if k in defaults}
+        used |= set(common)
+        values = {**common, **_coerce(dict(sections.get(name) or {}))}
         check_parameters(root, name, values, origin=f"profile {profile!r}")
         out[name] = values
+    if set(shared) - used:
+        raise RunnerError(
+            f"profile {profile!r} has shared parameter(s) {sorted(set(shared) - used)} that no "
+            "chapter's parameters cell defines; check the spelling."
+        )
     return out
 
 

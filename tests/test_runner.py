@@ -113,3 +113,15 @@ def test_smoke_build_produces_the_book(tmp_path):
     again = nbformat.read(root / "book" / "chapters" / "toy_spirals.ipynb", as_version=4)
     text = "".join(str(o) for c in again.cells if c.cell_type == "code" for o in c.outputs)
     assert "True" in text  # "loaded from cache" column
+
+
+def test_shared_parameters_apply_where_defined(tmp_path):
+    root = _copy_book_sources(tmp_path)
+    (root / "params" / "shared.yaml").write_text(
+        "shared:\n  seed: 7\nnotebooks:\n  toy_spirals:\n    lr: 1e-2\n"
+    )
+    profile = load_profile(root, "shared")
+    assert profile["toy_spirals"] == {"seed": 7, "lr": 0.01}
+    (root / "params" / "shared.yaml").write_text("shared:\n  sead: 7\n")
+    with pytest.raises(RunnerError, match=r"shared parameter\(s\) \['sead'\]"):
+        load_profile(root, "shared")
