@@ -201,3 +201,67 @@ def plot_distributions(
     if grid.legend is not None:
         grid.legend.set_title("model")
     return grid.figure
+
+
+def plot_depthwise_exclusion(
+    partitions: Sequence[object],
+    x_star_st: np.ndarray,
+    *,
+    axis_labels: tuple[str, str] = ("$s$", "$t$"),
+    title: str = "",
+) -> plt.Figure:
+    """Fig. 2: the region of ``x*`` after hidden layer 1, 2, ..., L on one 2-D slice.
+
+    Parameters
+    ----------
+    partitions : sequence of PlanePartition
+        ``partition_plane(model, plane, max_layers=l)`` for l = 1..L.
+    x_star_st : ndarray of shape (2,)
+        Plane coordinates of ``x*``.
+
+    Notes
+    -----
+    Panel l draws the cells of the first l layers (gray edges) and fills the cell of ``x*``:
+    each layer's hyperplanes cut the polytope left by the preceding layers (Section 2.1).
+    """
+    x_star_st = np.asarray(x_star_st, float).reshape(1, 2)
+    fig, axes = plt.subplots(
+        1,
+        len(partitions),
+        figsize=(3.4 * len(partitions), 3.6),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    colors = sns.color_palette("rocket", len(partitions) + 1)
+    for ell, (ax, part) in enumerate(zip(axes[0], partitions, strict=True)):
+        polys = [c.vertices for c in part.cells]
+        ax.add_collection(
+            PolyCollection(polys, facecolors="none", edgecolors="0.6", linewidths=0.4)
+        )
+        k = int(part.locate(x_star_st)[0])
+        if k >= 0:
+            ax.add_collection(
+                PolyCollection(
+                    [polys[k]],
+                    facecolors=[colors[ell + 1]],
+                    edgecolors="black",
+                    linewidths=1.0,
+                    alpha=0.85,
+                )
+            )
+        ax.scatter(*x_star_st.T, marker="*", s=90, color="white", edgecolor="black", zorder=5)
+        verts = np.vstack(polys)
+        ax.set(
+            xlim=(verts[:, 0].min(), verts[:, 0].max()),
+            ylim=(verts[:, 1].min(), verts[:, 1].max()),
+            aspect="equal",
+            xlabel=axis_labels[0],
+            ylabel=axis_labels[1],
+        )
+        ax.grid(False)
+        ax.set_title(
+            f"$S_{ell + 1}$: after hidden layer {ell + 1}\n({part.n_regions} cells)", fontsize=10
+        )
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -137,7 +138,8 @@ class TrainedModel:
     ----------
     model : torch.nn.Sequential
     history : pandas.DataFrame
-        One row per epoch: ``train_loss``, ``val_loss``, ``val_acc``.
+        One row per epoch: ``train_loss``, ``val_loss``, ``val_acc``, ``seconds`` (wall-clock
+        time of the epoch's optimisation steps) and ``n_images`` (training images seen).
     test_accuracy : float
         Accuracy on the data set's test split, in eval mode.
     from_cache : bool
@@ -151,6 +153,11 @@ class TrainedModel:
     test_accuracy: float
     from_cache: bool
     key_path: str
+
+    @property
+    def seconds_per_image(self) -> float:
+        """Training wall-clock seconds per training image seen (for scaling to a full data set)."""
+        return float(self.history["seconds"].sum() / self.history["n_images"].sum())
 
 
 @torch.no_grad()
@@ -195,7 +202,7 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
     bar = tqdm(range(cfg.max_epochs), desc="training", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
-        total = 0.0
+        total, t0 = 0.0, time.perf_counter()
         for idx in torch.randperm(len(Xtr), generator=gen).split(cfg.batch_size):
             if len(idx) < 2 and any(
                 isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in model.modules()
@@ -206,6 +213,7 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
+        seconds = time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
             out = model(Xva)
@@ -217,6 +225,8 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
                 "train_loss": total / len(Xtr),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
+                "seconds": seconds,
+                "n_images": len(Xtr),
             }
         )
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
