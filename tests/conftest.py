@@ -8,6 +8,8 @@ import torch
 
 from lrtools.models import build_cnn, build_mlp
 
+torch.set_num_threads(1)  # tests run two per core pair (pytest -n 2): no thread oversubscription
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
