@@ -186,9 +186,6 @@ def _tidy(nb: nbformat.NotebookNode, table: str) -> nbformat.NotebookNode:
             tags.append("remove-cell")
     first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
     nb.cells.insert(first_md + 1, nbformat.v4.new_markdown_cell(table))
-    for cell in nb.cells:  # papermill's per-cell ids must stay unique after insertion
-        cell.pop("id", None)
-    nbformat.validator.normalize(nb)
     return nb
 
 
