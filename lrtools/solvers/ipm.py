@@ -1,0 +1,480 @@
+r"""A primal-dual interior-point method for linear programs in inequality form.
+
+Solves
+
+.. math::
+
+    \min_y\; c^T y \quad\text{s.t.}\quad G y \le h
+    \qquad\text{and its dual}\qquad
+    \max_{\lambda \ge 0}\; -h^T \lambda \quad\text{s.t.}\quad G^T \lambda + c = 0,
+
+with Mehrotra's predictor-corrector method from an infeasible start. Each iteration solves
+the normal equations :math:`G^T D G\,\Delta y = \text{rhs}`, :math:`D = \Lambda S^{-1}`, with a
+dense Cholesky factorisation (LAPACK). The rows of ``G`` are split once into sparse rows (kept in
+CSR form; their part of :math:`G^T D G` is a sparse product) and dense rows (a BLAS ``syrk``),
+so constraint matrices that mix sparse convolution rows with dense fully-connected rows
+(CNN regions, Appendix E of [1]) and polytopes with many box rows stay fast.
+
+The method never claims success unless, at the returned pair :math:`(y, \lambda)`,
+
+.. math::
+
+    \frac{\max(0, \max_i (G y - h)_i)}{1 + \|h\|_\infty} \le \text{feas\_tol},\qquad
+    \frac{\|c + G^T\lambda\|_\infty}{1 + \|c\|_\infty} \le \text{feas\_tol},\qquad
+    |c^T y + h^T \lambda| \le \text{tol}\cdot\max(|c^T y|, |h^T\lambda|) + \text{gap\_atol},
+
+with :math:`\lambda > 0` by construction. Used for the insphere (eq. 5 of [1]) and reusable for
+any LP (margins, redundancy, eq. 18).
+
+References
+----------
+.. [1] X. Zhang and D. Wu, "Empirical Studies on the Properties of Linear Regions in Deep
+   Neural Networks", ICLR 2020.
+.. [2] S. Mehrotra, "On the implementation of a primal-dual interior point method", SIAM J.
+   Optim. 2(4), 1992.
+.. [3] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Sec. 14.2, 2006.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import blas, lapack
+
+from .._validation import check_array, check_scalar
+
+__all__ = ["LPResult", "lp_ipm"]
+
+_STEP_TO_BOUNDARY = 0.99
+_MAX_REGULARIZATIONS = 8
+
+
+@dataclass(frozen=True)
+class LPResult:
+    """Solution of ``min c^T y s.t. G y <= h`` and its certificate.
+
+    Attributes
+    ----------
+    y : ndarray of shape (n,)
+        Primal solution (last iterate when ``success`` is False).
+    lam : ndarray of shape (m,)
+        Dual multipliers :math:`\\lambda > 0`, one per row of ``G``.
+    status : str
+        ``"optimal"``, ``"max_iter"``, ``"stalled"``, ``"numerical_error"``,
+        ``"primal_infeasible"`` (a :math:`\\lambda \\ge 0` with :math:`G^T\\lambda \\approx 0`,
+        :math:`h^T\\lambda < 0` was found) or ``"dual_infeasible"`` (a ray ``G u <= 0`` with
+        ``c^T u < 0``: the LP is unbounded).
+    success : bool
+        True iff ``status == "optimal"``: every tolerance below was met.
+    iterations : int
+        Interior-point iterations performed.
+    primal_objective, dual_objective : float
+        :math:`c^T y` and :math:`-h^T\\lambda`.
+    primal_residual : float
+        :math:`\\max(0, \\max_i (Gy - h)_i) / (1 + \\|h\\|_\\infty)`.
+    dual_residual : float
+        :math:`\\|c + G^T\\lambda\\|_\\infty / (1 + \\|c\\|_\\infty)`.
+    gap : float
+        :math:`|c^T y + h^T \\lambda|`, the duality gap.
+    rel_gap : float
+        ``gap / max(|c^T y|, |h^T lambda|)`` (``inf`` when both are zero and the gap is not).
+    seconds : float
+        Wall-clock time.
+    info : dict
+        Extras: ``n_dense_rows``, ``n_sparse_rows``, ``regularizations`` (diagonal shifts used
+        to factor a nearly singular normal matrix), ``seconds_factor``.
+    """
+
+    y: np.ndarray
+    lam: np.ndarray
+    status: str
+    success: bool
+    iterations: int
+    primal_objective: float
+    dual_objective: float
+    primal_residual: float
+    dual_residual: float
+    gap: float
+    rel_gap: float
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+class _SplitRows:
+    """``G`` split into CSR rows and a dense block, with the products the IPM needs."""
+
+    def __init__(self, G, dense_row_fraction: float) -> None:
+        m, n = G.shape
+        if sparse.issparse(G):
+            G = sparse.csr_matrix(G, dtype=np.float64)
+            nnz = np.diff(G.indptr)
+        else:
+            nnz = np.count_nonzero(G, axis=1)
+        is_dense = nnz > dense_row_fraction * n
+        self.shape = (m, n)
+        self.dense_idx = np.flatnonzero(is_dense)
+        self.sparse_idx = np.flatnonzero(~is_dense)
+        if sparse.issparse(G):
+            self.Gd = np.ascontiguousarray(G[self.dense_idx].toarray())
+            self.Gs = G[self.sparse_idx]
+        else:
+            self.Gd = np.ascontiguousarray(G[self.dense_idx])
+            self.Gs = sparse.csr_matrix(G[self.sparse_idx])
+        self.GsT = self.Gs.T.tocsr()
+
+    def matvec(self, y: np.ndarray) -> np.ndarray:
+        """``G @ y`` in the original row order."""
+        out = np.empty(self.shape[0])
+        out[self.dense_idx] = self.Gd @ y
+        out[self.sparse_idx] = self.Gs @ y
+        return out
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``G.T @ v``."""
+        return self.Gd.T @ v[self.dense_idx] + self.GsT @ v[self.sparse_idx]
+
+    def gram(self, d: np.ndarray) -> np.ndarray:
+        """Upper triangle (Fortran order) of ``G^T diag(d) G``; the lower one is not used."""
+        n = self.shape[1]
+        if self.dense_idx.size:
+            W = self.Gd * np.sqrt(d[self.dense_idx])[:, None]
+            M = blas.dsyrk(1.0, W.T, trans=0, lower=0)
+        else:
+            M = np.zeros((n, n), order="F")
+        if self.sparse_idx.size:
+            K = (self.GsT @ sparse.diags(d[self.sparse_idx]) @ self.Gs).tocoo()
+            upper = K.row <= K.col
+            M[K.row[upper], K.col[upper]] += K.data[upper]
+        return M
+
+
+def _factor(M: np.ndarray, info: dict) -> np.ndarray | None:
+    """Cholesky factor of ``M`` (upper triangle), shifting the diagonal when it is not PD."""
+    diag = np.einsum("ii->i", M)
+    shift = 1e-14 * max(float(diag.max(initial=0.0)), 1.0)
+    for _ in range(_MAX_REGULARIZATIONS):
+        F, code = lapack.dpotrf(M, lower=0, clean=0, overwrite_a=0)
+        if code == 0:
+            return F
+        diag += shift
+        info["regularizations"] = info.get("regularizations", 0) + 1
+        shift *= 100.0
+    return None
+
+
+def _solve(F: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    sol, _ = lapack.dpotrs(F, rhs, lower=0)
+    return sol
+
+
+def _max_step(v: np.ndarray, dv: np.ndarray) -> float:
+    """Largest ``a <= 1`` with ``v + a dv >= 0`` (``v > 0``)."""
+    neg = dv < 0
+    if not np.any(neg):
+        return 1.0
+    return float(min(1.0, np.min(-v[neg] / dv[neg])))
+
+
+def _starting_point(rows: _SplitRows, c, h) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Least-squares start shifted into the interior (Nocedal & Wright, Sec. 14.2)."""
+    F = _factor(rows.gram(np.ones(rows.shape[0])), {})
+    if F is None:
+        return None
+    y = _solve(F, rows.rmatvec(h))
+    s = h - rows.matvec(y)
+    lam = -rows.matvec(_solve(F, c))
+    s = s + max(-1.5 * s.min(), 0.0)
+    lam = lam + max(-1.5 * lam.min(), 0.0)
+    sl = float(s @ lam)
+    if sl <= 0.0:
+        s, lam = s + 1.0, lam + 1.0
+        sl = float(s @ lam)
+    s = s + 0.5 * sl / lam.sum()
+    lam = lam + 0.5 * sl / s.sum()
+    return y, s, lam
+
+
+def _infeasibility(rows: _SplitRows, c, h, y, lam, tol: float) -> str | None:
+    r"""Certificates of primal or dual infeasibility from diverging iterates, if any.
+
+    Primal: :math:`\hat\lambda = \lambda / \mathbf 1^T\lambda` with
+    :math:`\|G^T\hat\lambda\|_\infty \le -\text{tol}\, h^T\hat\lambda` (Farkas). Dual: the
+    direction :math:`u = y / \|y\|_\infty` with :math:`\max_i (Gu)_i \le -\text{tol}\, c^T u`.
+    For a feasible, bounded LP neither test can pass unless ``tol`` times the size of its
+    feasible points is of order one.
+    """
+    lam_hat = lam / lam.sum()
+    h_lam = float(h @ lam_hat)
+    if h_lam < 0 and np.abs(rows.rmatvec(lam_hat)).max() <= tol * -h_lam:
+        return "primal_infeasible"
+    y_norm = np.abs(y).max()
+    if y_norm > 0:
+        u = y / y_norm
+        cu = float(c @ u)
+        if cu < 0 and rows.matvec(u).max() <= tol * -cu:
+            return "dual_infeasible"
+    return None
+
+
+def _measures(rows: _SplitRows, c, h, y, lam) -> dict:
+    """Residuals and gap of the pair ``(y, lam)`` as defined in :class:`LPResult`."""
+    pobj, dobj = float(c @ y), float(-h @ lam)
+    gap = abs(pobj - dobj)
+    scale = max(abs(pobj), abs(dobj))
+    return {
+        "primal_objective": pobj,
+        "dual_objective": dobj,
+        "primal_residual": float(max(0.0, (rows.matvec(y) - h).max(initial=0.0)))
+        / (1.0 + float(np.abs(h).max(initial=0.0))),
+        "dual_residual": float(np.abs(c + rows.rmatvec(lam)).max(initial=0.0))
+        / (1.0 + float(np.abs(c).max(initial=0.0))),
+        "gap": gap,
+        "rel_gap": gap / scale if scale > 0 else (0.0 if gap == 0 else np.inf),
+    }
+
+
+@dataclass(frozen=True)
+class _Settings:
+    tol: float
+    feas_tol: float
+    gap_atol: float
+    max_iter: int
+    dense_row_fraction: float
+
+
+def _converged(meas: dict, opts: _Settings) -> bool:
+    scale = max(abs(meas["primal_objective"]), abs(meas["dual_objective"]))
+    return (
+        meas["primal_residual"] <= opts.feas_tol
+        and meas["dual_residual"] <= opts.feas_tol
+        and meas["gap"] <= opts.tol * scale + opts.gap_atol
+    )
+
+
+def _direction(rows, F, r_p, r_d, s, lam, r_c):
+    """Newton direction for residuals ``(r_p, r_d)`` and complementarity target ``r_c``."""
+    d = lam / s
+    dy = _solve(F, -r_d - rows.rmatvec(d * r_p - r_c / s))
+    ds = -r_p - rows.matvec(dy)
+    dl = -(r_c + lam * ds) / s
+    return dy, ds, dl
+
+
+def _validate(c, G, h, opts: _Settings):
+    c = check_array(c, "c", ndim=1)
+    if not sparse.issparse(G):
+        G = check_array(G, "G", ndim=2)
+    elif not np.all(np.isfinite(G.data)):
+        raise ValueError("G contains NaN or infinite values; remove or impute them.")
+    m, n = G.shape
+    if n != c.shape[0]:
+        raise ValueError(f"G must have shape (m, {c.shape[0]}) to match c; got {G.shape}.")
+    h = check_array(h, "h", shape=(m,))
+    if m == 0:
+        raise ValueError("G has no rows; an LP without constraints is unbounded or trivial.")
+    for name in ("tol", "feas_tol"):
+        check_scalar(getattr(opts, name), name, float, min_val=0.0, max_val=1.0,
+                     include_min=False)
+    check_scalar(opts.max_iter, "max_iter", int, min_val=1)
+    check_scalar(opts.gap_atol, "gap_atol", float, min_val=0.0)
+    check_scalar(opts.dense_row_fraction, "dense_row_fraction", float, min_val=0.0, max_val=1.0)
+    return c, G, h
+
+
+def lp_ipm(
+    c,
+    G,
+    h,
+    *,
+    tol: float = 1e-9,
+    feas_tol: float | None = None,
+    max_iter: int = 100,
+    gap_atol: float = 0.0,
+    dense_row_fraction: float = 0.05,
+    threads: int | None = None,
+) -> LPResult:
+    r"""Solve ``min c^T y s.t. G y <= h`` with Mehrotra's predictor-corrector method.
+
+    Parameters
+    ----------
+    c : array-like of shape (n,)
+        Objective.
+    G : ndarray or scipy.sparse matrix of shape (m, n)
+        Constraint matrix; must have full column rank (add bound rows otherwise). Rows with more
+        than ``dense_row_fraction * n`` non-zeros form a dense BLAS block, the others stay CSR.
+    h : array-like of shape (m,)
+        Right-hand side.
+    tol : float, default=1e-9
+        Relative tolerance on the duality gap.
+    feas_tol : float or None, default=None
+        Tolerance on the (relative) primal and dual residuals; ``None`` means ``tol``. A
+        smaller value buys a dual certificate that holds with the residual included (see
+        :func:`lrtools.solvers.insphere.insphere_dual_bound`), usually for 1-2 more iterations.
+    max_iter : int, default=100
+        Maximum number of iterations.
+    gap_atol : float, default=0.0
+        Absolute slack added to the gap test, for LPs whose optimal value is (near) zero.
+    dense_row_fraction : float, default=0.05
+        Density above which a row joins the dense block.
+    threads : int or None, default=None
+        BLAS threads during the solve (set with ``threadpoolctl``); ``None`` keeps the current
+        setting. On cores shared with other jobs, ``threads=1`` avoids OpenBLAS
+        oversubscription, which can make the Cholesky factorisation 10-60x slower.
+
+    Returns
+    -------
+    LPResult
+        ``success`` is True only when every tolerance is met at the returned ``(y, lam)``.
+        Failures are reported through ``status``; nothing is raised for them.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On malformed inputs (shapes, non-finite values, tolerances).
+
+    Notes
+    -----
+    With slacks :math:`s = h - Gy > 0` and :math:`D = \Lambda S^{-1}`, each step solves
+
+    .. math::
+
+        G^T D G\,\Delta y = -r_d - G^T\big(D r_p - S^{-1} r_c\big),\qquad
+        \Delta s = -r_p - G\Delta y,\qquad
+        \Delta\lambda = -S^{-1}(r_c + \Lambda \Delta s),
+
+    with :math:`r_p = Gy + s - h`, :math:`r_d = c + G^T\lambda`, and :math:`r_c = S\lambda`
+    (predictor) or :math:`S\lambda + \Delta s^{a}\Delta\lambda^{a} - \sigma\mu` (corrector,
+    :math:`\sigma = (\mu_{a}/\mu)^3`). Primal and dual step lengths are separate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = lp_ipm([-1.0, -1.0], [[1, 0], [0, 1], [-1, 0], [0, -1]], [1, 2, 0, 0])
+    >>> res.status, np.round(res.y, 8).tolist()
+    ('optimal', [1.0, 2.0])
+    """
+    opts = _Settings(tol, tol if feas_tol is None else feas_tol, gap_atol, max_iter,
+                     dense_row_fraction)
+    c, G, h = _validate(c, G, h, opts)
+    if threads is not None:
+        check_scalar(threads, "threads", int, min_val=1)
+    with _blas_threads(threads):
+        return _lp_ipm(c, G, h, opts)
+
+
+def _blas_threads(threads: int | None):
+    """Context limiting BLAS threads, or doing nothing for ``None``."""
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _mehrotra_step(rows, F, y, s, lam, c, h):
+    """One predictor-corrector step from ``(y, s, lam)`` with the factor ``F`` of its matrix."""
+    r_p = rows.matvec(y) + s - h
+    r_d = c + rows.rmatvec(lam)
+    mu = float(s @ lam) / s.size
+    dy, ds, dl = _direction(rows, F, r_p, r_d, s, lam, s * lam)
+    a_p, a_d = _max_step(s, ds), _max_step(lam, dl)
+    mu_aff = float((s + a_p * ds) @ (lam + a_d * dl)) / s.size
+    sigma = (mu_aff / mu) ** 3
+    r_c = s * lam + ds * dl - sigma * mu
+    dy, ds, dl = _direction(rows, F, r_p, r_d, s, lam, r_c)
+    a_p = min(1.0, _STEP_TO_BOUNDARY * _max_step(s, ds))
+    a_d = min(1.0, _STEP_TO_BOUNDARY * _max_step(lam, dl))
+    return y + a_p * dy, s + a_p * ds, lam + a_d * dl, max(a_p, a_d)
+
+
+def _polish_dual(rows, F, d, c, h, y, lam, meas, opts, rounds: int = 3):
+    r"""Project ``lam`` onto :math:`G^T\lambda = -c` in the metric of the last ``D``.
+
+    The correction :math:`\delta\lambda = -D G (G^T D G)^{-1} r_d` reuses the last Cholesky
+    factor (built with ``d``), so it costs one solve. It falls almost entirely on the active
+    rows and is kept only while it keeps :math:`\lambda > 0`, lowers the dual residual and
+    keeps the convergence tests satisfied.
+    """
+    for _ in range(rounds):
+        r_d = c + rows.rmatvec(lam)
+        trial = lam - d * rows.matvec(_solve(F, r_d))
+        if not np.all(trial > 0):
+            break
+        new = _measures(rows, c, h, y, trial)
+        if new["dual_residual"] >= meas["dual_residual"] or not _converged(new, opts):
+            break
+        lam, meas = trial, new
+    return lam, meas
+
+
+def _lp_ipm(c, G, h, opts: _Settings) -> LPResult:
+    """The iterations of :func:`lp_ipm` on validated inputs."""
+    t0 = time.perf_counter()
+    rows = _SplitRows(G, opts.dense_row_fraction)
+    info = {
+        "n_dense_rows": int(rows.dense_idx.size),
+        "n_sparse_rows": int(rows.sparse_idx.size),
+        "regularizations": 0,
+        "seconds_factor": 0.0,
+    }
+    start = _starting_point(rows, c, h)
+    if start is None:
+        y, lam = np.zeros(G.shape[1]), np.ones(G.shape[0])
+        return _result(y, lam, "numerical_error", 0, _measures(rows, c, h, y, lam), t0, info)
+    y, s, lam = start
+    status, it, F, d = "max_iter", 0, None, None
+    small_steps, best, since_best = 0, np.inf, 0
+    while True:
+        meas = _measures(rows, c, h, y, lam)
+        if _converged(meas, opts):
+            status = "optimal"
+            if F is not None:
+                lam, meas = _polish_dual(rows, F, d, c, h, y, lam, meas, opts)
+            break
+        merit = max(meas["primal_residual"], meas["dual_residual"], meas["rel_gap"])
+        best, since_best = (merit, 0) if merit < best else (best, since_best + 1)
+        status = _stopping_status(it, opts, small_steps, since_best)
+        status = status or _infeasibility(rows, c, h, y, lam, min(opts.tol, 1e-8))
+        if status is not None:
+            break
+        t1 = time.perf_counter()
+        d = lam / s
+        F = _factor(rows.gram(d), info)
+        info["seconds_factor"] += time.perf_counter() - t1
+        if F is None:
+            status = "numerical_error"
+            break
+        y, s, lam, step = _mehrotra_step(rows, F, y, s, lam, c, h)
+        it += 1
+        small_steps = small_steps + 1 if step < 1e-8 else 0
+        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(lam)) and np.all(s > 0)):
+            status = "numerical_error"
+            meas = _measures(rows, c, h, np.nan_to_num(y), np.nan_to_num(lam))
+            break
+    return _result(y, lam, status, it, meas, t0, info)
+
+
+def _stopping_status(it: int, opts: _Settings, small_steps: int, since_best: int) -> str | None:
+    """``"max_iter"`` or ``"stalled"`` (tiny steps, or no progress for 10 iterations)."""
+    if it >= opts.max_iter:
+        return "max_iter"
+    if small_steps >= 3 or since_best >= 10:
+        return "stalled"
+    return None
+
+
+def _result(y, lam, status, it, meas, t0, info) -> LPResult:
+    return LPResult(
+        y=y,
+        lam=lam,
+        status=status,
+        success=status == "optimal",
+        iterations=it,
+        **meas,
+        seconds=time.perf_counter() - t0,
+        info=info,
+    )
