@@ -245,6 +245,17 @@ def build_book(root: Path, *, strict: bool = True) -> Path:
     return root / "_build" / "html" / "index.html"
 
 
+#: Notebook kernels use one BLAS/OpenMP thread each: the analyses parallelise over points with
+#: processes (``lrtools.analyses.parallel``), and oversubscribed threads were measured up to 10x
+#: slower on 2 cores.
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _single_threaded() -> None:
+    for key, value in THREAD_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def _cmd_build(args: argparse.Namespace) -> None:
     root = Path(args.root).resolve() if args.root else project_root()
     profile = load_profile(root, args.profile)
@@ -301,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("profiles", help="list parameter profiles and chapters")
     p.set_defaults(func=_cmd_profiles)
     args = parser.parse_args(argv)
+    _single_threaded()
     try:
         args.func(args)
     except RunnerError as exc:
