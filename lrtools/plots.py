@@ -89,7 +89,7 @@ def plot_partitions(
     """
     names = list(partitions)
     fig, axes = plt.subplots(
-        2, len(names), figsize=(3.6 * len(names) + 1.0, 7.4), squeeze=False, constrained_layout=True
+        2, len(names), figsize=(3.8 * len(names) + 1.0, 8.4), squeeze=False, constrained_layout=True
     )
     rates = np.concatenate([[c.activation_rate for c in p.cells] for p in partitions.values()])
     norm = mpl.colors.Normalize(vmin=float(rates.min()), vmax=float(rates.max()))
@@ -139,12 +139,18 @@ def plot_partitions(
     fig.colorbar(
         coll,
         ax=axes[0, :].tolist(),
-        shrink=0.8,
-        label="activation rate (fraction of active hidden units)",
+        shrink=0.9,
+        pad=0.01,
+        label="activation rate\n(fraction of active hidden units)",
     )
     handles = [mpl.patches.Patch(color=palette[k], label=n) for k, n in enumerate(class_names)]
-    axes[1, -1].legend(
-        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="class"
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 10),
+        fontsize=9,
+        title="classification region of class",
+        frameon=False,
     )
     if suptitle:
         fig.suptitle(suptitle)
