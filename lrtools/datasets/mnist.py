@@ -47,8 +47,12 @@ def _find(data_dir: Path, filename: str) -> Path | None:
 
 
 def _download(data_dir: Path) -> None:
-    import pooch
+    import warnings
 
+    with warnings.catch_warnings():  # pooch imports tqdm.auto, which warns without ipywidgets
+        warnings.simplefilter("ignore")
+        import pooch
+    pooch.get_logger().setLevel("WARNING")
     for filename, digest in MNIST_FILES.values():
         pooch.retrieve(
             MIRROR + filename,

@@ -1,0 +1,178 @@
+"""A chapter's study: its data, its trained models and its cached per-model measurements.
+
+The MNIST chapter (Section 3) and the CIFAR-10 chapter (Appendix E) run the same analyses on
+different data, architectures and parameters; :class:`StudyConfig` holds what differs, and the
+functions here compose datasets, training, regions, solvers and analyses, caching every table
+on disk under a hash of all the parameters it depends on (model weights included, through the
+model's cache key). A notebook calls these functions and only plots and prints their tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_choice, check_scalar
+from ..cache import cached_pickle
+from ..datasets.base import Dataset
+from ..models import VARIANTS
+from ..training import ModelSpec, TrainConfig, TrainedModel, fit
+
+__all__ = [
+    "StudyConfig",
+    "load_dataset",
+    "train_models",
+    "model_name",
+    "select_points",
+    "cached_measure",
+]
+
+DATASETS = ("mnist", "cifar10", "spirals")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a chapter trains: data set, architecture and training parameters (Section 3.1).
+
+    Parameters
+    ----------
+    data : {"mnist", "cifar10"}
+        The data set (real when available, else the labelled offline stand-in).
+    arch : {"mlp", "cnn"}
+    widths : tuple of int
+        Hidden widths (MLP) or convolution channels (CNN).
+    dense : int
+        Hidden dense width of the CNN.
+    variants : tuple of str
+        Subset of ("vanilla", "bn", "dropout").
+    lrs : tuple of float
+        Learning rates (the paper: 1e-3 "-L" and 1e-4 "-S" on MNIST; 1e-3 on CIFAR-10).
+    drop_rate, batch_size, max_epochs, patience, seed
+        As in :class:`lrtools.training.TrainConfig`.
+    max_train : int or None
+        Train on at most this many images (None: all).
+    """
+
+    data: str = "mnist"
+    arch: str = "mlp"
+    widths: tuple[int, ...] = (1024, 1024, 1024)
+    dense: int = 1024
+    variants: tuple[str, ...] = VARIANTS
+    lrs: tuple[float, ...] = (1e-3, 1e-4)
+    drop_rate: float = 0.2
+    batch_size: int = 256
+    max_epochs: int = 20
+    patience: int = 3
+    max_train: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self.data, "data", DATASETS)
+        check_choice(self.arch, "arch", ("mlp", "cnn"))
+        for v in self.variants:
+            check_choice(v, "variant", VARIANTS)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "variants", tuple(self.variants))
+        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
+        check_scalar(self.max_epochs, "max_epochs", int, min_val=1)
+
+    @property
+    def runs(self) -> list[tuple[str, float]]:
+        """Every (variant, learning rate) pair, learning rates outermost (Fig. 3's rows)."""
+        return [(v, lr) for lr in self.lrs for v in self.variants]
+
+
+def load_dataset(name: str) -> Dataset:
+    """The chapter's data set: real when on disk or downloadable, else the labelled stand-in."""
+    check_choice(name, "data", DATASETS)
+    if name == "mnist":
+        from ..datasets.mnist import load_mnist
+
+        return load_mnist()
+    if name == "cifar10":
+        from ..datasets import cifar  # provided by the CIFAR-10 chapter
+
+        return cifar.load_cifar10()
+    from ..datasets import make_spirals
+
+    return make_spirals()
+
+
+def model_name(variant: str, lr: float, lrs: tuple[float, ...]) -> str:
+    """The paper's model names: ``Vanilla-L``/``BN-S``... ("-L" the larger learning rate)."""
+    label = {"vanilla": "Vanilla", "bn": "BN", "dropout": "Dropout"}[variant]
+    if len(lrs) < 2:
+        return label
+    return f"{label}-{'L' if lr == max(lrs) else 'S' if lr == min(lrs) else f'{lr:g}'}"
+
+
+def train_models(
+    cfg: StudyConfig, data: Dataset, *, progress: bool = True
+) -> dict[tuple[str, float], TrainedModel]:
+    """Train (or load from the cache) one model per (variant, learning rate) of ``cfg``."""
+    out = {}
+    for variant, lr in cfg.runs:
+        spec = ModelSpec(
+            cfg.arch,
+            cfg.widths,
+            variant,
+            drop_rate=cfg.drop_rate,
+            dense=cfg.dense,
+            init_seed=cfg.seed,
+        )
+        train = TrainConfig(
+            lr=lr,
+            batch_size=cfg.batch_size,
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            seed=cfg.seed,
+            max_train=cfg.max_train,
+        )
+        out[(variant, lr)] = fit(spec, data, train, progress=progress)
+    return out
+
+
+def select_points(data: Dataset, n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` test indices drawn at random without replacement (the paper's "randomly selected
+    test points"), sorted, reproducible from ``seed``."""
+    check_scalar(n, "n", int, min_val=1)
+    n = min(n, len(data.X_test))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(data.X_test), size=n, replace=False))
+
+
+def cached_measure(
+    kind: str,
+    trained: TrainedModel,
+    params: dict[str, Any],
+    compute: Callable[[], Any],
+) -> Any:
+    """Cache ``compute()`` under ``kind``, keyed by the model's weights key and ``params``.
+
+    ``params`` must hold every other input of the measurement (point indices, solver
+    settings, counts...), so that changing any of them recomputes, and nothing else does.
+    """
+    key = {"model": Path(trained.key_path).stem, **params}
+    return cached_pickle(kind, key, compute)
+
+
+def config_params(cfg: StudyConfig) -> dict[str, Any]:
+    """``cfg`` as a plain dict (for cache keys and the page's parameter tables)."""
+    return asdict(cfg)
+
+
+def accuracy_table(
+    cfg: StudyConfig, models: dict[tuple[str, float], TrainedModel], paper: dict | None = None
+) -> pd.DataFrame:
+    """Test accuracy (%) per learning rate (rows) and variant (columns), as in Table 1."""
+    rows = {}
+    for (variant, lr), tm in models.items():
+        rows.setdefault(f"{lr:g}", {})[variant] = 100 * tm.test_accuracy
+    table = pd.DataFrame(rows).T[list(cfg.variants)]
+    table.index.name = "learning rate"
+    return table
