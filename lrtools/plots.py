@@ -271,3 +271,125 @@ def plot_depthwise_exclusion(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_angle_images(
+    images: Mapping[tuple[str, str], object],
+    *,
+    row_order: Sequence[str],
+    col_order: Sequence[str],
+    title: str = "",
+) -> plt.Figure:
+    """Fig. 4 / Fig. 10: heatmaps of hyperplane angles, one panel per model.
+
+    Parameters
+    ----------
+    images : mapping of (row label, column label) -> AngleImage
+        From :func:`lrtools.analyses.angles.downsampled_angle_image`.
+    row_order, col_order : sequence of str
+        Panel layout (e.g. learning rates by rows, variants by columns, as in Fig. 4).
+    """
+    fig, axes = plt.subplots(
+        len(row_order),
+        len(col_order),
+        squeeze=False,
+        figsize=(3.3 * len(col_order) + 1.2, 3.2 * len(row_order)),
+        constrained_layout=True,
+    )
+    cmap = sns.color_palette("icefire", as_cmap=True)
+    im = None
+    for i, r in enumerate(row_order):
+        for j, c in enumerate(col_order):
+            ax = axes[i, j]
+            ax.grid(False)
+            if (r, c) not in images:
+                ax.set_axis_off()
+                continue
+            img = images[(r, c)]
+            im = ax.imshow(img.image, cmap=cmap, vmin=0, vmax=180, interpolation="nearest")
+            for bnd in img.boundaries:
+                ax.axhline(bnd - 0.5, color="black", lw=0.6)
+                ax.axvline(bnd - 0.5, color="black", lw=0.6)
+            n = int(img.cell_rows.sum())
+            ticks = np.concatenate([[0], img.boundaries, [img.image.shape[0]]]) - 0.5
+            labels = np.concatenate([[0], img.layer_starts, [n]]).astype(int)
+            ax.set_xticks(ticks, labels, fontsize=7)
+            ax.set_yticks(ticks, labels, fontsize=7)
+            ax.set_title(f"{c} ({r})", fontsize=10)
+            ax.set_xlabel("hyperplane index $j$", fontsize=8)
+            ax.set_ylabel("hyperplane index $i$", fontsize=8)
+    if im is not None:
+        fig.colorbar(
+            im,
+            ax=axes.ravel().tolist(),
+            shrink=0.8,
+            label=r"angle $\arccos\cos(w_i, w_j)$ (degrees)",
+        )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_surrounding(
+    counts: pd.DataFrame,
+    rho: pd.DataFrame,
+    *,
+    lr_order: Sequence[str],
+    variant_order: Sequence[str],
+) -> plt.Figure:
+    """Fig. 6 / Fig. 12: unique surrounding regions (box plot) and cosine similarities.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        One row per (model, point) with columns ``variant``, ``lr``, ``n_unique_regions``.
+    rho : DataFrame
+        Long table with columns ``variant``, ``lr``, ``rho`` (one row per surrounding region).
+    """
+    labels = [MODEL_LABELS.get(v, v) for v in variant_order]
+    counts = counts.assign(model=counts["variant"].map(lambda v: MODEL_LABELS.get(v, v)))
+    rho = rho.assign(model=rho["variant"].map(lambda v: MODEL_LABELS.get(v, v)))
+    fig, axes = plt.subplots(
+        1,
+        1 + len(lr_order),
+        figsize=(4.2 * (1 + len(lr_order)), 3.6),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    ax = axes[0, 0]
+    sns.boxplot(
+        counts,
+        x="model",
+        y="n_unique_regions",
+        hue="lr",
+        hue_order=list(lr_order),
+        order=labels,
+        ax=ax,
+        fliersize=2,
+    )
+    ax.set(
+        yscale="log",
+        xlabel="",
+        ylabel="unique surrounding regions (log scale)",
+        title="(a) unique regions within $\\epsilon$",
+    )
+    ax.legend(title="learning rate", fontsize=8)
+    for k, lr in enumerate(lr_order):
+        ax = axes[0, k + 1]
+        sel = rho[rho["lr"] == lr]
+        sns.histplot(
+            sel,
+            x="rho",
+            hue="model",
+            hue_order=labels,
+            stat="density",
+            common_norm=False,
+            element="step",
+            bins=40,
+            ax=ax,
+        )
+        ax.set(
+            xlabel=r"cosine similarity $\rho$ of decision directions",
+            title=f"({chr(ord('b') + k)}) learning rate {lr}",
+        )
+    return fig

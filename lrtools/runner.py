@@ -17,8 +17,9 @@ Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
       toy_spirals: {n_samples: 2000, lr: 0.001}
 
 Each value must name a parameter of the notebook's ``parameters`` cell (a shared value, of at
-least one chapter); anything else is an error before any work starts. Executed notebooks are written atomically, with papermill's
-parameter cells hidden and a table of the parameters actually used at the top.
+least one chapter); anything else is an error before any work starts. Executed notebooks are
+written atomically, with papermill's parameter cells hidden and a table of the parameters
+actually used at the top.
 """
 
 from __future__ import annotations
@@ -233,7 +234,14 @@ def execute_chapter(
 def build_book(root: Path, *, strict: bool = True) -> Path:
     """Run ``jupyter-book build`` on the root (``-W -n --keep-going`` when ``strict``)."""
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--builder", "html"]
+    cmd = [
+        str(exe) if exe.exists() else "jupyter-book",
+        "build",
+        str(root),
+        "--builder",
+        "html",
+        "--all",
+    ]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=root)

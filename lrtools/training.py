@@ -36,7 +36,7 @@ class ModelSpec:
     Parameters
     ----------
     arch : {"mlp", "cnn"}
-        ``"mlp"``: :func:`lrtools.models.build_mlp` on flattened inputs;
+        ``"mlp"``: :func:`lrtools.models.build_mlp`, after a ``Flatten`` for image inputs;
         ``"cnn"``: :func:`lrtools.models.build_cnn` (Table 3).
     widths : tuple of int
         Hidden widths of an MLP, or the convolution channels of a CNN.
@@ -62,7 +62,7 @@ class ModelSpec:
     def build(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
         """Instantiate the (untrained, seeded) network for inputs of ``input_shape``."""
         if self.arch == "mlp":
-            return build_mlp(
+            net = build_mlp(
                 int(np.prod(input_shape)),
                 self.widths,
                 n_classes,
@@ -70,6 +70,8 @@ class ModelSpec:
                 drop_rate=self.drop_rate,
                 seed=self.init_seed,
             )
+            # images are vectorised by a leading Flatten (Section 3.1: "vectorized MNIST")
+            return nn.Sequential(nn.Flatten(), *net) if len(input_shape) > 1 else net
         c, h, w = input_shape
         if h != w:
             raise ValueError(f"build_cnn needs square images; got input shape {input_shape}.")
@@ -264,6 +266,7 @@ def fit(
         "config": asdict(config),
         "data": data.fingerprint(),
         "torch": torch.__version__.split("+")[0],
+        "format": 2,  # bump when the network a spec builds changes (2: Flatten before MLPs)
     }
     path = cache_path("models", params, "pt")
     model = spec.build(data.input_shape, data.n_classes)
