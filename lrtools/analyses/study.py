@@ -176,3 +176,142 @@ def accuracy_table(
     table = pd.DataFrame(rows).T[list(cfg.variants)]
     table.index.name = "learning rate"
     return table
+
+
+# --------------------------------------------------------------------------------------------
+# per-chapter measurements: one cached table per model, concatenated with model labels
+# --------------------------------------------------------------------------------------------
+
+
+def _label(frame: pd.DataFrame, run: tuple[str, float], lrs: tuple[float, ...]) -> pd.DataFrame:
+    return frame.assign(variant=run[0], lr=f"{run[1]:g}", model=model_name(*run, lrs))
+
+
+def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return data.X_test[idx].astype(np.float64), data.y_test[idx]
+
+
+def inradius_tables(
+    cfg: StudyConfig,
+    models: dict[tuple[str, float], TrainedModel],
+    data: Dataset,
+    idx: np.ndarray,
+    *,
+    target_mode: str = "class_mean",
+    other: str = "random",
+    eps: float = 0.6,
+    step_size: float = 0.02,
+    steps: int = 40,
+    method: str = "auto",
+    n_jobs: int = 2,
+) -> pd.DataFrame:
+    """Fig. 3 / Fig. 9: inradii of manifold, decision and adversarial regions of every model.
+
+    See :func:`lrtools.analyses.boundary.region_inradii`; decision targets are class means of
+    the whole test set (``target_mode="class_mean"``, MNIST) or random test points of another
+    class (``"random_other"``, CIFAR-10).
+    """
+    from .boundary import class_means, region_inradii
+
+    X, y = _inputs(data, idx)
+    means = None
+    if target_mode == "class_mean":
+        means = class_means(data.X_test.astype(np.float64), data.y_test, data.n_classes)
+    params = {
+        "points": idx.tolist(),
+        "mode": target_mode,
+        "other": other,
+        "eps": eps,
+        "step": step_size,
+        "steps": steps,
+        "method": method,
+        "seed": cfg.seed,
+    }
+    frames = []
+    for run, tm in models.items():
+        table = cached_measure(
+            "inradii",
+            tm,
+            params,
+            lambda tm=tm: region_inradii(
+                tm.model,
+                X,
+                y,
+                target_mode=target_mode,
+                other=other,
+                means=means,
+                eps=eps,
+                step_size=step_size,
+                steps=steps,
+                seed=cfg.seed,
+                method=method,
+                n_jobs=n_jobs,
+            ),
+        )
+        frames.append(_label(table, run, cfg.lrs))
+    return pd.concat(frames, ignore_index=True)
+
+
+def angle_tables(
+    cfg: StudyConfig,
+    models: dict[tuple[str, float], TrainedModel],
+    data: Dataset,
+    idx: np.ndarray,
+    *,
+    image_size: int | None = 512,
+) -> tuple[pd.DataFrame, dict]:
+    """Fig. 4 / Fig. 10: per-layer-pair angle statistics of the manifold regions of ``idx``,
+    and the (downsampled) angle image of the first point's region, for every model."""
+    from ..regions import linear_region
+    from .angles import downsampled_angle_image, layer_pair_mean_angles
+
+    def compute(net):
+        tables, image = [], None
+        for k, i in enumerate(idx):
+            region = linear_region(net, data.X_test[i].astype(np.float64))
+            tables.append(layer_pair_mean_angles(region).assign(point=int(i)))
+            if k == 0:
+                image = downsampled_angle_image(region, size=image_size)
+        return pd.concat(tables, ignore_index=True), image
+
+    frames, images = [], {}
+    for run, tm in models.items():
+        stats, image = cached_measure(
+            "angles",
+            tm,
+            {"points": idx.tolist(), "size": image_size},
+            lambda tm=tm: compute(tm.model),
+        )
+        frames.append(_label(stats, run, cfg.lrs))
+        images[run] = image
+    return pd.concat(frames, ignore_index=True), images
+
+
+def surrounding_tables(
+    cfg: StudyConfig,
+    models: dict[tuple[str, float], TrainedModel],
+    data: Dataset,
+    idx: np.ndarray,
+    *,
+    n_directions: int = 100,
+    eps: float = 0.2,
+    n_jobs: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 6 / Fig. 12: unique surrounding regions and decision-direction similarities."""
+    from .surrounding import surrounding_table
+
+    X, _ = _inputs(data, idx)
+    params = {"points": idx.tolist(), "n_directions": n_directions, "eps": eps, "seed": cfg.seed}
+    counts, rho = [], []
+    for run, tm in models.items():
+        c, r = cached_measure(
+            "surrounding",
+            tm,
+            params,
+            lambda tm=tm: surrounding_table(
+                tm.model, X, n_directions=n_directions, eps=eps, seed=cfg.seed, n_jobs=n_jobs
+            ),
+        )
+        counts.append(_label(c, run, cfg.lrs))
+        rho.append(_label(r, run, cfg.lrs))
+    return pd.concat(counts, ignore_index=True), pd.concat(rho, ignore_index=True)
