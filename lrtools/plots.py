@@ -393,3 +393,67 @@ def plot_surrounding(
             title=f"({chr(ord('b') + k)}) learning rate {lr}",
         )
     return fig
+
+
+def plot_xt_images(
+    rows: Mapping[str, np.ndarray],
+    predicted: Mapping[str, Sequence[int]],
+    *,
+    true_class: int,
+    class_names: Sequence[str],
+    x_star: np.ndarray | None = None,
+) -> plt.Figure:
+    """Fig. 5 / Fig. 11: the most probable point :math:`x^t` of every class, one row per model.
+
+    A green border marks an :math:`x^t` still classified as the test point's class, a red one an
+    :math:`x^t` classified as another class (the class ``t`` reached inside the region).
+
+    Parameters
+    ----------
+    rows : mapping of model name -> ndarray of shape (M, C, H, W) or (M, H, W)
+        Images in [-1, 1].
+    predicted : mapping of model name -> sequence of int
+        Predicted class of each :math:`x^t`.
+    true_class : int
+        Class of the test point :math:`x^*`.
+    """
+    names = list(rows)
+    m = len(class_names) + (x_star is not None)
+    fig, axes = plt.subplots(
+        len(names),
+        m,
+        figsize=(1.15 * m, 1.3 * len(names) + 0.4),
+        squeeze=False,
+        constrained_layout=True,
+    )
+
+    def show(ax, img, color=None):
+        img = np.asarray(img, float)
+        if img.ndim == 3 and img.shape[0] in (1, 3):
+            img = np.moveaxis(img, 0, -1)
+        img = (np.clip(img, -1, 1) + 1) / 2
+        ax.imshow(img.squeeze(), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(color is not None)
+            if color is not None:
+                spine.set_edgecolor(color)
+                spine.set_linewidth(3)
+
+    for i, name in enumerate(names):
+        off = 0
+        if x_star is not None:
+            show(axes[i, 0], x_star)
+            axes[i, 0].set_ylabel(name, fontsize=9)
+            if i == 0:
+                axes[i, 0].set_title("$x^*$", fontsize=9)
+            off = 1
+        for t in range(len(class_names)):
+            ok = predicted[name][t] == true_class
+            show(axes[i, t + off], rows[name][t], "tab:green" if ok else "tab:red")
+            if i == 0:
+                axes[i, t + off].set_title(f"t = {class_names[t]}", fontsize=9)
+        if x_star is None:
+            axes[i, 0].set_ylabel(name, fontsize=9)
+    return fig

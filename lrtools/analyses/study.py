@@ -315,3 +315,35 @@ def surrounding_tables(
         counts.append(_label(c, run, cfg.lrs))
         rho.append(_label(r, run, cfg.lrs))
     return pd.concat(counts, ignore_index=True), pd.concat(rho, ignore_index=True)
+
+
+def class_region_tables(
+    cfg: StudyConfig,
+    models: dict[tuple[str, float], TrainedModel],
+    data: Dataset,
+    idx: np.ndarray,
+    *,
+    method: str = "auto",
+    n_jobs: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Table 2 / Table 4, Fig. 5 / Fig. 11 and Appendix D for every model.
+
+    Returns the per-point table, the per-(point, class) table (both with model labels) and
+    ``{run: {point: x^t array}}``.
+    """
+    from .class_regions import class_region_table
+
+    X, _ = _inputs(data, idx)
+    params = {"points": idx.tolist(), "method": method}
+    points, classes, xts = [], [], {}
+    for run, tm in models.items():
+        pp, pc, xt = cached_measure(
+            "class-regions",
+            tm,
+            params,
+            lambda tm=tm: class_region_table(tm.model, X, method=method, n_jobs=n_jobs),
+        )
+        points.append(_label(pp.assign(test_index=idx[pp["point"]]), run, cfg.lrs))
+        classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg.lrs))
+        xts[run] = xt
+    return pd.concat(points, ignore_index=True), pd.concat(classes, ignore_index=True), xts
