@@ -1,0 +1,1206 @@
+r"""The most probable point of each class inside a linear region: eq. (6)-(8) of [1].
+
+On a linear region :math:`P = \{x : A x + b \ge 0,\ \ell \le x \le u\}` the logits are affine,
+:math:`z(x) = W x + c` (eq. 7), so the most probable point of class :math:`t` (eq. 6)
+
+.. math::
+
+    x^t \in \arg\max_{x \in P}\; z_t(x) - \log \sum_{j=1}^{M} \exp z_j(x)
+        = \arg\min_{x \in P}\; \varphi_t(x),\qquad
+    \varphi_t(x) = \operatorname{lse}(W x + c) - (W x + c)_t = -\log p_t(x) \ge 0
+
+is a smooth convex program. Its Hessian
+:math:`\nabla^2 \varphi_t = W^T(\operatorname{diag} p - p p^T) W` has rank at most :math:`M - 1`,
+so a Newton step of a primal-dual interior-point method costs one :math:`d \times d` Cholesky
+factorisation (``d = 784`` on MNIST).
+
+Only the logit *differences* :math:`z_j(x^t) - z_t(x^t)` (hence :math:`p(x^t)` and the optimal
+value) are unique: :math:`\varphi_t` is constant along the null space of :math:`W` (dimension
+``d - M`` or more), so the optimal set :math:`\{x \in P : z(x) - z_t(x) = z(x^t) - z_t(x^t)\}`
+can be large. On an MNIST region we found two optimal points 35 apart (the box's diameter is
+56), so ``x^t``, and with it the distortion of eq. (8), depends on the solver: interior-point
+methods return a point near the relative interior of the optimal set.
+
+Every answer is certified by a Lagrangian (Fenchel) lower bound. For multipliers
+:math:`\lambda \ge 0` of the rows and :math:`p = \operatorname{softmax}(W x + c)`, Fenchel-Young
+(:math:`\varphi_t(x') \ge (p - e_t)^T (W x' + c) - \sum_j p_j \log p_j`) and
+:math:`\lambda^T(A x' + b) \ge 0` give, for every :math:`x' \in P`,
+
+.. math::
+
+    \varphi_t(x') \ge L(x, \lambda) = (p - e_t)^T c - \sum_j p_j \log p_j - \lambda^T b
+        + \sum_k \min(v_k \ell_k, v_k u_k),\qquad v = W^T (p - e_t) - A^T \lambda,
+
+and :math:`\varphi_t \ge 0`; so ``gap = phi_t(x) - max(L, 0)`` bounds the distance of
+``log p_t(x)`` from the optimum (the box absorbs any dual residual). The returned point satisfies
+every inequality (rows and box) in float64: the interior-point iterates stay strictly inside,
+and a reference answer that is slightly outside is pulled back along the segment to a strictly
+interior point.
+
+:func:`class_region_exists` answers the existence question of Section 3.4 exactly with a
+margin LP; see its docstring for how it differs from the paper's criterion "x^t is classified
+as t".
+
+References
+----------
+.. [1] X. Zhang and D. Wu, "Empirical Studies on the Properties of Linear Regions in Deep
+   Neural Networks", ICLR 2020, Section 3.4 and Appendix D.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.special import logsumexp, softmax
+
+from .._validation import check_array, check_choice, check_scalar
+from ..exceptions import SolverError
+from ..polytope import Polytope
+
+__all__ = [
+    "CLARABEL_ATTEMPTS",
+    "FALLBACKS",
+    "ClassRegionResult",
+    "MaxProbResult",
+    "MaxProbTable",
+    "certify_max_log_prob",
+    "class_region_exists",
+    "interior_point",
+    "max_log_prob",
+    "max_log_prob_all",
+    "max_log_prob_cvxpy",
+    "max_log_prob_ipm",
+]
+
+#: How often :func:`max_log_prob` with ``method="auto"`` fell back to the reference solver
+#: (key ``"max_log_prob"``).
+FALLBACKS: Counter = Counter()
+
+#: Clarabel settings tried in turn by the reference (SOLVER-FACTS: the defaults stall with
+#: InsufficientProgress on MNIST regions; these two settings make it succeed).
+CLARABEL_ATTEMPTS = (
+    {"min_terminate_step_length": 1e-9, "min_switch_step_length": 1e-3},
+    {"equilibrate_enable": False},
+)
+
+_METHODS = ("auto", "ipm", "clarabel")
+_N_CORRECTORS = 2  # Gondzio centrality correctors per iteration
+_POLISH_RATIOS = (1.0, 1e-4, 1e-8)  # active set {lam_i > ratio * s_i} tried when polishing
+_GAP_FLOOR = 1e-13  # absolute floor of the accepted gap (float64 resolution of log p_t)
+_MU_FLOOR = 0.01  # centring keeps n * mu >= _MU_FLOOR * gap (no premature collapse)
+_SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
+_STALL = 3  # iterations without halving the gap (once complementarity is negligible)
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaxProbResult:
+    r"""The most probable point :math:`x^t` of class ``target`` in a region (eq. 6), verified.
+
+    Attributes
+    ----------
+    x : ndarray of shape (d,)
+        A maximiser :math:`x^t`; it satisfies every inequality of the region
+        (``min_slack >= 0``). Not unique in general (see the module docstring).
+    target : int
+        The class :math:`t`.
+    log_prob : float
+        :math:`\log p_t(x^t)`, the optimal value of eq. (6) up to ``gap``.
+    gap : float
+        Certified bound: the optimum of eq. (6) lies in ``[log_prob, log_prob + gap]``.
+    predicted : int
+        :math:`\arg\max_j z_j(x^t)`; the paper (Section 3.4) counts class ``t`` as present in
+        the region when ``predicted == target``.
+    distortion : float
+        :math:`\|x^t - x^*\|` (maximised over ``t`` in eq. 8); NaN without ``x_star``.
+    n_active_rows, n_active_box : int
+        Hyperplane rows and box faces within distance ``active_tol`` of ``x`` (Appendix D:
+        :math:`x^t` lies on the boundary, so their sum is positive in most cases).
+    min_slack : float
+        Smallest slack over all inequalities (box included) at ``x``; never negative.
+    method : str
+        ``"ipm"`` (the fast path) or ``"clarabel"`` (the cvxpy reference).
+    status : str
+        The solver's status.
+    seconds : float
+        Wall-clock time of the solve and its verification.
+    info : dict
+        Extras: ``iterations``, ``fallback``, ``n_active_multipliers`` (constraints whose
+        multiplier exceeds their slack), ...
+    """
+
+    x: np.ndarray
+    target: int
+    log_prob: float
+    gap: float
+    predicted: int
+    distortion: float
+    n_active_rows: int
+    n_active_box: int
+    min_slack: float
+    method: str
+    status: str
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    @property
+    def reaches_class(self) -> bool:
+        """Whether :math:`x^t` is classified as ``target`` (the paper's criterion)."""
+        return self.predicted == self.target
+
+    @property
+    def n_active(self) -> int:
+        """Active hyperplane rows plus active box faces."""
+        return self.n_active_rows + self.n_active_box
+
+
+@dataclass(frozen=True)
+class MaxProbTable:
+    r""":math:`x^t` for the classes of one region (eq. 6 for each ``t``, and eq. 8).
+
+    Attributes
+    ----------
+    results : list of MaxProbResult
+        One per class, in class order. A class whose solvers all failed (only with
+        ``on_error="record"``) has ``status == "failed"`` and NaN values.
+    """
+
+    results: list
+
+    @property
+    def n_classes_reached(self) -> int:
+        """Classes whose :math:`x^t` is classified as ``t`` (Table 2, "Number")."""
+        return int(sum(r.reaches_class for r in self.results))
+
+    @property
+    def distortion(self) -> float:
+        r"""Eq. (8): :math:`\max_t \|x^t - x^*\|` (NaN if a class failed or no ``x_star``)."""
+        return float(max(r.distortion for r in self.results))
+
+    def to_dict(self) -> dict:
+        """Columns of the per-class table, e.g. for ``pandas.DataFrame(table.to_dict())``."""
+        rs = self.results
+        return {
+            "class": [r.target for r in rs],
+            "log_prob": [r.log_prob for r in rs],
+            "gap": [r.gap for r in rs],
+            "predicted": [r.predicted for r in rs],
+            "distortion": [r.distortion for r in rs],
+            "n_active_rows": [r.n_active_rows for r in rs],
+            "n_active_box": [r.n_active_box for r in rs],
+            "min_slack": [r.min_slack for r in rs],
+            "method": [r.method for r in rs],
+            "status": [r.status for r in rs],
+            "fallback": [bool(r.info.get("fallback", False)) for r in rs],
+            "seconds": [r.seconds for r in rs],
+        }
+
+
+@dataclass(frozen=True)
+class ClassRegionResult:
+    r"""Outcome of the margin LP of :func:`class_region_exists`.
+
+    Attributes
+    ----------
+    target : int
+    exists : bool
+        ``margin > tol``: the witness is classified as ``target`` with a positive margin, so
+        class ``target``'s classification region meets the region in a set with interior.
+    margin : float
+        Margin :math:`\min_{j \ne t} z_t(x) - z_j(x)` at the (feasible) witness ``x``; equals
+        the LP optimum :math:`s^*` up to ``gap``.
+    margin_upper : float
+        Certified upper bound on :math:`s^*` from the LP duals.
+    x : ndarray of shape (d,)
+        The witness, inside the region.
+    gap : float
+        ``margin_upper - margin``.
+    status : str
+        ``"exists"`` (``margin > tol``), ``"absent"`` (``margin_upper <= -tol``) or ``"tie"``
+        (the class region touches the region at most on a set without interior).
+    seconds : float
+    """
+
+    target: int
+    exists: bool
+    margin: float
+    margin_upper: float
+    x: np.ndarray
+    gap: float
+    status: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------------
+# objective, certificate and feasibility helpers (shared by every method)
+# --------------------------------------------------------------------------------------------
+
+
+def _phi(W: np.ndarray, c: np.ndarray, t: int, x: np.ndarray) -> float:
+    r""":math:`\varphi_t(x) = \operatorname{lse}(Wx + c) - (Wx + c)_t = -\log p_t(x)`."""
+    z = W @ x + c
+    return float(logsumexp(z) - z[t])
+
+
+def _all_slacks(poly: Polytope, x: np.ndarray) -> np.ndarray:
+    """Stacked slacks ``[A x + b, x - lo, hi - x]`` (same order as :class:`_Problem`)."""
+    return np.concatenate([poly.slack(x), x - poly.lo, poly.hi - x])
+
+
+def _min_slack(poly: Polytope, x: np.ndarray) -> float:
+    return float(_all_slacks(poly, x).min())
+
+
+def certify_max_log_prob(
+    poly: Polytope, W: np.ndarray, c: np.ndarray, t: int, x: np.ndarray, lam: np.ndarray
+) -> tuple[float, float]:
+    r"""Objective and certified lower bound of :math:`\min_{x \in P} \varphi_t(x)` (eq. 6).
+
+    Parameters
+    ----------
+    poly : Polytope
+        The region.
+    W : ndarray of shape (M, d)
+        ``Region.logit_W``.
+    c : ndarray of shape (M,)
+        ``Region.logit_b``.
+    t : int
+        The class.
+    x : ndarray of shape (d,)
+        A point of ``poly`` (its feasibility is checked separately).
+    lam : ndarray of shape (m,)
+        Multipliers of the hyperplane rows ``A x + b >= 0``; negative entries are clipped to 0.
+
+    Returns
+    -------
+    phi : float
+        :math:`\varphi_t(x) = -\log p_t(x)`.
+    lower : float
+        A lower bound on :math:`\min_P \varphi_t`, valid for any ``lam``.
+
+    Notes
+    -----
+    With :math:`p = \operatorname{softmax}(Wx + c)` and :math:`v = W^T(p - e_t) - A^T\lambda`,
+
+    .. math::
+
+        \min_{x' \in P} \varphi_t(x') \ge \max\Big(0,\;
+            (p - e_t)^T c - \sum_j p_j \log p_j - \lambda^T b
+            + \sum_k \min(v_k \ell_k,\ v_k u_k)\Big).
+    """
+    lam = np.maximum(lam, 0.0)
+    z = W @ x + c
+    p = softmax(z)
+    y = p.copy()
+    y[t] -= 1.0
+    pos = p > 0
+    neg_entropy = float(np.sum(p[pos] * np.log(p[pos])))
+    v = W.T @ y - poly.A.T @ lam
+    box = float(np.sum(np.minimum(v * poly.lo, v * poly.hi)))
+    lower = float(y @ c) - neg_entropy - float(lam @ poly.b) + box
+    return float(logsumexp(z) - z[t]), max(lower, 0.0)
+
+
+def interior_point(poly: Polytope, x_star: np.ndarray | None = None) -> np.ndarray:
+    """A point strictly inside ``poly`` (every slack, box included, positive).
+
+    ``x_star`` (a point of the region such as ``Region.x_star``, often on the box boundary) is
+    moved toward the box centre as far as the hyperplane rows allow. Without ``x_star``, or
+    when that fails (a row with zero slack), the Chebyshev centre of eq. (5) is computed, which
+    costs an LP of the region's size (seconds to minutes on MNIST regions).
+
+    Raises
+    ------
+    SolverError
+        When the region has an empty interior.
+    """
+    if x_star is not None:
+        x0 = _nudge_inside(poly, np.asarray(x_star, dtype=np.float64))
+        if x0 is not None:
+            return x0
+    from .insphere import insphere, insphere_highs
+
+    try:  # the fast method another module may provide; HiGHS's interior point otherwise
+        res = insphere(poly, method="auto")
+    except ValueError:
+        res = insphere_highs(poly, method="highs-ipm")
+    if res.radius <= 0 or _min_slack(poly, res.center) <= 0:
+        raise SolverError(
+            f"region has an empty interior (insphere radius {res.radius:.3g}) on "
+            f"{poly.n_rows} rows x {poly.dim} dims; eq. (6) needs a strictly interior point."
+        )
+    return res.center
+
+
+def _nudge_inside(poly: Polytope, x: np.ndarray) -> np.ndarray | None:
+    """Move ``x`` toward the box centre so that every slack is positive, or return None."""
+    s = poly.slack(x)
+    if (s.size and s.min() <= 0) or np.any(x < poly.lo) or np.any(x > poly.hi):
+        return None
+    direction = 0.5 * (poly.lo + poly.hi) - x
+    rate = poly.A @ direction
+    shrinking = rate < 0
+    eps = 0.5
+    if np.any(shrinking):
+        eps = min(eps, 0.5 * float(np.min(s[shrinking] / -rate[shrinking])))
+    x0 = x + eps * direction
+    return x0 if _min_slack(poly, x0) > 0 else None
+
+
+def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
+    """Smallest move of ``x`` toward the strictly interior ``x_in`` that makes it feasible.
+
+    Returns the new point and the fraction ``theta`` of the segment used (0 if already inside).
+    """
+    s = _all_slacks(poly, x)
+    if s.min() >= 0:
+        return x, 0.0
+    s_in = _all_slacks(poly, x_in)
+    bad = s < 0
+    theta = float(np.max(-s[bad] / (s_in[bad] - s[bad])))
+    for _ in range(60):  # rounding may leave a slack at -1e-17: grow theta until feasible
+        x_new = x + theta * (x_in - x)
+        if _min_slack(poly, x_new) >= 0:
+            return x_new, theta
+        theta = min(1.0, 2.0 * theta + 1e-16)
+    raise SolverError("could not pull the point inside the region: x_in is not interior.")
+
+
+def _active_counts(poly: Polytope, x: np.ndarray, tol: float) -> tuple[int, int]:
+    """Hyperplane rows and box faces within Euclidean distance ``tol`` of ``x``."""
+    m = poly.n_rows
+    s = _all_slacks(poly, x)
+    norms = poly.row_norms
+    rows = int(np.sum(s[:m] <= tol * np.where(norms > 0, norms, 1.0)))
+    return rows, int(np.sum(s[m:] <= tol))
+
+
+# --------------------------------------------------------------------------------------------
+# validation at the public boundary
+# --------------------------------------------------------------------------------------------
+
+
+def _check_problem(poly, W, c, t=None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    if not isinstance(poly, Polytope):
+        raise TypeError(f"poly must be an lrtools Polytope; got {type(poly).__name__}.")
+    W = check_array(W, "W", ndim=2, hint="Pass Region.logit_W of shape (M, d).")
+    M = W.shape[0]
+    if W.shape[1] != poly.dim:
+        raise ValueError(
+            f"W must have shape (M, {poly.dim}) to match the region's dimension; got {W.shape}. "
+            "Pass Region.logit_W."
+        )
+    if M < 2:
+        raise ValueError(f"W must have at least 2 rows (classes); got {M}.")
+    c = check_array(c, "c", shape=(M,), hint="Pass Region.logit_b.")
+    if t is not None:
+        check_scalar(t, "t", (int, np.integer), min_val=0, max_val=M - 1)
+        t = int(t)
+    return W, c, t
+
+
+def _check_point(poly: Polytope, x, name: str) -> np.ndarray | None:
+    if x is None:
+        return None
+    return check_array(x, name, shape=(poly.dim,), hint="Pass a flattened input, e.g. x.ravel().")
+
+
+def _check_tols(gap_tol: float, active_tol: float) -> None:
+    check_scalar(gap_tol, "gap_tol", float, min_val=0.0, include_min=False)
+    check_scalar(active_tol, "active_tol", float, min_val=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# verification and packaging (shared by the reference and the fast path)
+# --------------------------------------------------------------------------------------------
+
+
+class _Problem:
+    """Data of eq. (6) in the stacked form ``s = G x + h0 >= 0``.
+
+    ``G = [A; I; -I]`` and ``h0 = [b; -lo; hi]``; ``G`` is applied as an operator, never formed.
+    """
+
+    def __init__(self, poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
+        self.poly = poly
+        self.A = poly.A
+        self.m, self.d = poly.A.shape
+        self.sparse = hasattr(poly.A, "tocsr")
+        self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
+        self.W, self.c, self.t = W, c, t
+        self._A2 = None
+
+    def G(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.A @ x, x, -x])
+
+    def GT(self, v: np.ndarray) -> np.ndarray:
+        m, d = self.m, self.d
+        return self.A.T @ v[:m] + v[m : m + d] - v[m + d :]
+
+    def slack(self, x: np.ndarray) -> np.ndarray:
+        return self.G(x) + self.h0
+
+    def grad_hess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient ``W^T (p - e_t)`` and Hessian ``W^T (diag p - p p^T) W`` of phi_t."""
+        p = softmax(self.W @ x + self.c)
+        y = p.copy()
+        y[self.t] -= 1.0
+        Wp = self.W.T @ p
+        return self.W.T @ y, (self.W.T * p) @ self.W - np.outer(Wp, Wp)
+
+    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int) -> np.ndarray:
+        """``H + A^T D_A A + diag(D_lo + D_hi)``, rows beyond ``n_keep`` by their diagonal.
+
+        Only the ``n_keep`` rows of largest weight ``D_i ||a_i||^2`` enter ``A^T D_A A``
+        exactly (the others add ``diag(A^T D A)``): an inexact Newton matrix, which changes the
+        path but not the answer, as feasibility and the gap are always measured exactly.
+        """
+        m, d = self.m, self.d
+        d_a = dvec[:m]
+        diag = dvec[m : m + d] + dvec[m + d :]
+        if self.sparse:
+            K = (self.A.T @ self.A.multiply(d_a[:, None])).toarray()
+        elif n_keep >= m:
+            B = self.A * np.sqrt(d_a)[:, None]
+            K = B.T @ B
+        else:
+            if self._A2 is None:
+                self._A2 = self.A**2
+                self._norms2 = self._A2.sum(axis=1)
+            keep = np.argpartition(d_a * self._norms2, m - n_keep)[m - n_keep :]
+            B = self.A[keep] * np.sqrt(d_a[keep])[:, None]
+            K = B.T @ B
+            dropped = d_a.copy()
+            dropped[keep] = 0.0
+            diag = diag + self._A2.T @ dropped
+        K += H
+        K[np.diag_indices_from(K)] += diag
+        return K
+
+
+def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio: float):
+    """Least-squares row multipliers on the active set ``{lam_i > ratio s_i}``, clipped at 0.
+
+    At an optimum ``g = A_S^T lam_S`` on the coordinates not fixed by an active box face;
+    solving this small least-squares problem removes the residual that the ill-conditioned
+    Newton systems leave (any ``lam >= 0`` is valid in :func:`certify_max_log_prob`).
+    """
+    m, d = prob.m, prob.d
+    active = lam > ratio * s
+    rows = np.flatnonzero(active[:m])
+    free = ~(active[m : m + d] | active[m + d :])
+    if rows.size == 0 or not free.any():
+        return lam
+    A_s = prob.A[rows]
+    A_s = A_s.toarray() if hasattr(A_s, "toarray") else A_s
+    sol, *_ = sla.lstsq(A_s[:, free].T, g[free], lapack_driver="gelsy", check_finite=False)
+    out = lam.copy()
+    out[:m] = 0.0
+    out[rows] = np.maximum(sol, 0.0)
+    return out
+
+
+def _gap_target(phi: float, gap_tol: float, gap_scale: float) -> float:
+    """Accepted certified gap: ``gap_tol (|phi| + gap_scale)`` plus a float64 floor."""
+    return gap_tol * (abs(phi) + gap_scale) + _GAP_FLOOR
+
+
+def _best_certificate(prob: _Problem, x, s, lam, g, gap_tol: float, gap_scale: float):
+    """``(phi, gap, lam)`` for the better of the given and the polished multipliers.
+
+    Polishing is tried only near the end (gap within ``1e3`` of the target, above it) and once
+    complementarity ``s^T lam`` is below the gap, i.e. when the dual residual (which polishing
+    removes) dominates the gap.
+    """
+    poly, W, c, t, m = prob.poly, prob.W, prob.c, prob.t, prob.m
+    phi, lower = certify_max_log_prob(poly, W, c, t, x, lam[:m])
+    target = _gap_target(phi, gap_tol, gap_scale)
+    if target < phi - lower < 1e3 * target and s @ lam < phi - lower:
+        for ratio in _POLISH_RATIOS:
+            lam_p = _polish_multipliers(prob, s, lam, g, ratio)
+            _, lower_p = certify_max_log_prob(poly, W, c, t, x, lam_p[:m])
+            if lower_p > lower:
+                lam, lower = lam_p, lower_p
+            if phi - lower <= target:
+                break
+    return phi, phi - lower, lam
+
+
+def _finish(
+    prob: _Problem, x, lam, *, x_star, method, status, t0, gap_tol, gap_scale, active_tol, info
+):
+    """Verify feasibility and the certified gap of ``x``, then package the answer."""
+    poly, t = prob.poly, prob.t
+    s = prob.slack(x)
+    min_slack = float(s.min())
+    size = f"{poly.n_rows} rows x {poly.dim} dims, class {t}"
+    if min_slack < 0:
+        raise SolverError(
+            f"eq. (6) answer of {method} (status {status}) violates the region by "
+            f"{-min_slack:.3g} on {size}."
+        )
+    g, _ = prob.grad_hess(x)
+    phi, gap, _ = _best_certificate(prob, x, np.maximum(s, 0.0), lam, g, gap_tol, gap_scale)
+    if not np.isfinite(gap) or gap > _gap_target(phi, gap_tol, gap_scale):
+        raise SolverError(
+            f"eq. (6) answer of {method} (status {status}) has certified gap {gap:.3g} > "
+            f"{gap_tol:g} (|log p_t| + {gap_scale:g}) on {size}."
+        )
+    n_rows, n_box = _active_counts(poly, x, active_tol)
+    distortion = float(np.linalg.norm(x - x_star)) if x_star is not None else float("nan")
+    return MaxProbResult(
+        x=x,
+        target=t,
+        log_prob=-phi,
+        gap=max(gap, 0.0),
+        predicted=int(np.argmax(prob.W @ x + prob.c)),
+        distortion=distortion,
+        n_active_rows=n_rows,
+        n_active_box=n_box,
+        min_slack=min_slack,
+        method=method,
+        status=status,
+        seconds=time.perf_counter() - t0,
+        info=info,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# reference: cvxpy + Clarabel
+# --------------------------------------------------------------------------------------------
+
+
+def max_log_prob_cvxpy(
+    poly: Polytope,
+    W: np.ndarray,
+    c: np.ndarray,
+    t: int,
+    *,
+    x_star: np.ndarray | None = None,
+    x_in: np.ndarray | None = None,
+    gap_tol: float = 1e-4,
+    active_tol: float = 1e-6,
+) -> MaxProbResult:
+    r"""Reference: eq. (6) written in cvxpy and solved with Clarabel.
+
+    .. math::
+
+        \max_x\; z_t(x) - \log \sum_j \exp z_j(x)\quad \text{s.t.}\quad
+        A x + b \ge 0,\; \ell \le x \le u,\qquad z(x) = W x + c \;\text{(eq. 7)}.
+
+    The affine logits are substituted into the objective (equality-constrained logit variables
+    make Clarabel fail). The settings of :data:`CLARABEL_ATTEMPTS` are tried in turn.
+
+    Parameters
+    ----------
+    poly : Polytope
+        The region.
+    W : ndarray of shape (M, d)
+        ``Region.logit_W``.
+    c : ndarray of shape (M,)
+        ``Region.logit_b``.
+    t : int
+        The class, ``0 <= t < M``.
+    x_star : ndarray of shape (d,), optional
+        The region's input (``Region.x_star``), for the distortion (eq. 8) and to find an
+        interior point cheaply.
+    x_in : ndarray of shape (d,), optional
+        A strictly interior point used to pull a slightly infeasible answer inside; computed by
+        :func:`interior_point` only when needed.
+    gap_tol : float, default=1e-4
+        Accepted certified gap, relative to ``1 + |log p_t|``. Much looser than the fast
+        path's: Clarabel's value is accurate (typically to ~1e-8) but its point is not, and the
+        certificate of :func:`certify_max_log_prob` at a point ``x`` is at least the
+        Frank-Wolfe gap :math:`\max_{x' \in P} \nabla\varphi_t(x)^T (x - x')`, which at
+        Clarabel's points is ~1e-6 to 1e-4 (measured) even with the best multipliers.
+    active_tol : float, default=1e-6
+        Distance below which a constraint counts as active.
+
+    Returns
+    -------
+    MaxProbResult
+        ``method="clarabel"``; ``info`` holds ``attempt``, ``settings`` and ``pulled`` (the
+        fraction of the segment to ``x_in`` used to make the answer feasible).
+
+    Raises
+    ------
+    SolverError
+        When every attempt fails or its answer fails verification.
+    """
+    W, c, t = _check_problem(poly, W, c, t)
+    x_star = _check_point(poly, x_star, "x_star")
+    x_in = _check_point(poly, x_in, "x_in")
+    _check_tols(gap_tol, active_tol)
+    return _cvxpy_solve(_Problem(poly, W, c, t), x_star, x_in, gap_tol, active_tol)
+
+
+def _cvxpy_problem(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
+    """Eq. (6) with the affine logits of eq. (7) substituted."""
+    import cvxpy as cp
+
+    x = cp.Variable(poly.dim)
+    z = W @ x + c
+    cons = [poly.A @ x + poly.b >= 0, poly.lo <= x, x <= poly.hi]
+    return cp.Problem(cp.Maximize(z[t] - cp.log_sum_exp(z)), cons), x, cons
+
+
+def _cvxpy_solve(prob: _Problem, x_star, x_in, gap_tol, active_tol) -> MaxProbResult:
+    import cvxpy as cp
+
+    poly, t = prob.poly, prob.t
+    t0 = time.perf_counter()
+    errors = []
+    for attempt, opts in enumerate(CLARABEL_ATTEMPTS):
+        problem, x, cons = _cvxpy_problem(poly, prob.W, prob.c, t)
+        try:
+            problem.solve(solver=cp.CLARABEL, **opts)
+        except cp.error.SolverError as exc:
+            errors.append(f"{opts}: {exc}")
+            continue
+        if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or x.value is None:
+            errors.append(f"{opts}: status {problem.status}")
+            continue
+        xv = np.asarray(x.value, dtype=np.float64)
+        lam = np.concatenate([np.ravel(k.dual_value) for k in cons]).astype(np.float64)
+        theta = 0.0
+        if _min_slack(poly, xv) < 0:
+            if x_in is None:
+                x_in = interior_point(poly, x_star)
+            xv, theta = _pull_inside(poly, xv, x_in)
+        info = {"attempt": attempt, "settings": opts, "pulled": theta, "errors": list(errors)}
+        try:
+            return _finish(
+                prob,
+                xv,
+                lam,
+                x_star=x_star,
+                method="clarabel",
+                status=problem.status,
+                t0=t0,
+                gap_tol=gap_tol,
+                gap_scale=1.0,
+                active_tol=active_tol,
+                info=info,
+            )
+        except SolverError as exc:
+            errors.append(f"{opts}: {exc}")
+    raise SolverError(
+        f"eq. (6) in cvxpy+CLARABEL failed for class {t} on {poly.n_rows} rows x {poly.dim} "
+        "dims: " + "; ".join(errors)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# fast path: primal-dual interior-point method (Mehrotra predictor-corrector + Gondzio)
+# --------------------------------------------------------------------------------------------
+
+
+def max_log_prob_ipm(
+    poly: Polytope,
+    W: np.ndarray,
+    c: np.ndarray,
+    t: int,
+    *,
+    x_star: np.ndarray | None = None,
+    x_in: np.ndarray | None = None,
+    gap_tol: float = 1e-7,
+    max_iter: int = 80,
+    n_keep: int | None = None,
+    active_tol: float = 1e-6,
+) -> MaxProbResult:
+    r"""Fast exact path: eq. (6) by a primal-dual interior-point method in float64.
+
+    Minimises :math:`\varphi_t(x) = -\log p_t(x)` over :math:`P` from a strictly interior point;
+    every iterate stays strictly feasible. Each iteration factors (Cholesky, ``d x d``)
+
+    .. math::
+
+        K = W^T(\operatorname{diag} p - p p^T) W + A^T \operatorname{diag}(\lambda / s) A
+            + \operatorname{diag}(\lambda_\ell / s_\ell + \lambda_u / s_u)
+
+    once and solves a Mehrotra predictor, a corrector and up to two Gondzio centrality
+    correctors with it. It stops when the certified gap of :func:`certify_max_log_prob` is
+    below ``gap_tol |log p_t| + 1e-13``: a relative accuracy of :math:`-\log p_t`, so that
+    :math:`x^t` is resolved even for the predicted class, where :math:`p_t \approx 1`.
+
+    Parameters
+    ----------
+    poly, W, c, t, x_star, active_tol
+        As in :func:`max_log_prob_cvxpy`.
+    x_in : ndarray of shape (d,), optional
+        Strictly interior starting point; default :func:`interior_point` ``(poly, x_star)``
+        (pass ``x_star``: without it an LP of the region's size is solved first).
+    gap_tol : float, default=1e-7
+        Target certified gap, relative to ``|log p_t|`` (plus a ``1e-13`` floor).
+    max_iter : int, default=80
+    n_keep : int, optional
+        Rows entering ``A^T diag(lambda/s) A`` exactly (the heaviest ones; the others by their
+        diagonal). Default ``max(d, 256)``; ``poly.n_rows`` gives the exact Newton matrix. It
+        affects speed only: the answer is verified exactly either way.
+
+    Returns
+    -------
+    MaxProbResult
+        ``method="ipm"``; ``info`` holds ``iterations``, ``gap_history`` and
+        ``n_active_multipliers``.
+
+    Raises
+    ------
+    SolverError
+        When the certified gap does not reach ``gap_tol`` (stall or ``max_iter``).
+    """
+    W, c, t = _check_problem(poly, W, c, t)
+    x_star = _check_point(poly, x_star, "x_star")
+    x_in = _check_point(poly, x_in, "x_in")
+    _check_tols(gap_tol, active_tol)
+    check_scalar(max_iter, "max_iter", int, min_val=1)
+    if n_keep is not None:
+        check_scalar(n_keep, "n_keep", int, min_val=1)
+    t0 = time.perf_counter()
+    if x_in is None:
+        x_in = interior_point(poly, x_star)
+    elif _min_slack(poly, x_in) <= 0:
+        raise ValueError("x_in must lie strictly inside the region (every slack positive).")
+    prob = _Problem(poly, W, c, t)
+    n_keep = max(poly.dim, 256) if n_keep is None else n_keep
+    x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
+    return _finish(
+        prob,
+        x,
+        lam,
+        x_star=x_star,
+        method="ipm",
+        status=info["status"],
+        t0=t0,
+        gap_tol=gap_tol,
+        gap_scale=0.0,
+        active_tol=active_tol,
+        info=info,
+    )
+
+
+def _factor(K: np.ndarray):
+    """Cholesky factor of K, adding a growing diagonal shift if K is numerically singular."""
+    shift = 0.0
+    scale = float(np.max(np.abs(np.diag(K)))) or 1.0
+    for _ in range(12):
+        try:
+            return sla.cho_factor(K + shift * np.eye(len(K)), check_finite=False)
+        except np.linalg.LinAlgError:
+            shift = max(10.0 * shift, 1e-14 * scale)
+    raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
+
+
+def _max_step(v: np.ndarray, dv: np.ndarray) -> float:
+    """Largest alpha with ``v + alpha dv >= 0`` (``v > 0``); inf if ``dv >= 0``."""
+    neg = dv < 0
+    return float(np.min(-v[neg] / dv[neg])) if np.any(neg) else np.inf
+
+
+def _initial_multipliers(prob: _Problem, s: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``lam = mu0 / s`` plus box multipliers that cancel the initial dual residual."""
+    m, d = prob.m, prob.d
+    lam = max(1.0, float(np.linalg.norm(g, np.inf))) / s
+    r = g - prob.GT(lam)
+    lam[m : m + d] += np.maximum(r, 0.0)
+    lam[m + d :] += np.maximum(-r, 0.0)
+    return lam
+
+
+def _direction(prob: _Problem, g, H, s, lam, n_keep, mu_floor=0.0):
+    """Predictor-corrector direction ``(dx, ds, dlam)`` and step lengths ``(a_p, a_d)``.
+
+    Newton on ``g(x) - G^T lam = 0``, ``lam * s = target`` with complementarity residual ``r``:
+    ``K dx = -g + G^T(lam - r / s)``, ``ds = G dx``, ``dlam = -(r + lam ds) / s``. The centring
+    target ``sigma mu`` is kept above ``mu_floor``: when ``-log p_t`` is tiny (the predicted
+    class) a collapsing ``mu`` would otherwise freeze the iterate far from the optimum.
+    """
+    n = s.size
+    mu = s @ lam / n
+    cf = _factor(prob.normal_matrix(H, lam / s, n_keep))
+
+    def solve(r):
+        dx = sla.cho_solve(cf, -g + prob.GT(lam - r / s), check_finite=False)
+        ds = prob.G(dx)
+        return dx, ds, -(r + lam * ds) / s
+
+    def steps(ds, dl):
+        return min(1.0, 0.99 * _max_step(s, ds)), min(1.0, 0.99 * _max_step(lam, dl))
+
+    dx, ds, dl = solve(s * lam)  # predictor (affine scaling)
+    a_p, a_d = min(1.0, _max_step(s, ds)), min(1.0, _max_step(lam, dl))
+    sigma = ((s + a_p * ds) @ (lam + a_d * dl) / n / mu) ** 3
+    sigma = min(1.0, max(sigma, mu_floor / mu))
+    r = s * lam + ds * dl - sigma * mu  # Mehrotra corrector
+    step = solve(r)
+    a_p, a_d = steps(step[1], step[2])
+    for _ in range(_N_CORRECTORS):  # Gondzio: push outlying products s_i lam_i toward sigma mu
+        a_t = min(1.0, 1.5 * min(a_p, a_d) + 0.1)
+        v = (s + a_t * step[1]) * (lam + a_t * step[2])
+        corr = np.maximum(np.clip(v, 0.1 * sigma * mu, 10 * sigma * mu) - v, -10 * sigma * mu)
+        cand = solve(r - corr)
+        b_p, b_d = steps(cand[1], cand[2])
+        if min(b_p, b_d) < 1.01 * min(a_p, a_d):
+            break
+        step, (a_p, a_d), r = cand, (b_p, b_d), r - corr
+    return step, a_p, a_d
+
+
+def _primal_step(prob: _Problem, x, dx, a_p):
+    """``x + a dx`` with ``a <= a_p`` halved until every recomputed slack is positive."""
+    for _ in range(60):
+        s_new = prob.slack(x + a_p * dx)
+        if s_new.min() > 0:
+            return x + a_p * dx, s_new
+        a_p *= 0.5
+    return x, prob.slack(x)
+
+
+def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: int):
+    """Primal-feasible, dual-infeasible primal-dual IPM; returns the best certified iterate."""
+    s = prob.slack(x)
+    g, H = prob.grad_hess(x)
+    lam = _initial_multipliers(prob, s, g)
+    status, history, best, n_exact = "max_iter", [], (np.inf, x, lam, s), 0
+    for _ in range(max_iter):
+        phi, gap, lam_c = _best_certificate(prob, x, s, lam, g, gap_tol, 0.0)
+        history.append(gap)
+        if gap < best[0]:
+            best = (gap, x, lam_c, s)
+        if gap <= _gap_target(phi, gap_tol, 0.0):
+            status = "optimal"
+            break
+        stalled = len(history) > _STALL and min(history[-_STALL:]) > 0.5 * min(history[:-_STALL])
+        if stalled and s @ lam < 1e-3 * gap:
+            status = "stalled"
+            break
+        mu_floor = _MU_FLOOR * gap / s.size
+        (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, n_keep, mu_floor)
+        if n_keep < prob.m and min(a_p, a_d) < _SHORT_STEP:  # redo with the exact matrix
+            (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, prob.m, mu_floor)
+            n_exact += 1
+        x, s = _primal_step(prob, x, dx, a_p)
+        lam = lam + a_d * dl
+        g, H = prob.grad_hess(x)
+    gap, x, lam, s = best
+    it = len(history)
+    info = {
+        "status": status,
+        "iterations": it,
+        "gap_history": history,
+        "n_keep": n_keep,
+        "n_exact_newton": n_exact,
+        "n_active_multipliers": int(np.sum(lam > s)),
+    }
+    if status != "optimal":
+        raise SolverError(
+            f"eq. (6) interior-point method {status} after {it} iterations with certified gap "
+            f"{gap:.3g} on {prob.m} rows x {prob.d} dims, class {prob.t}."
+        )
+    return x, lam, info
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+# --------------------------------------------------------------------------------------------
+
+
+def max_log_prob(
+    poly: Polytope,
+    W: np.ndarray,
+    c: np.ndarray,
+    t: int,
+    *,
+    x_star: np.ndarray | None = None,
+    method: str = "auto",
+    x_in: np.ndarray | None = None,
+    active_tol: float = 1e-6,
+) -> MaxProbResult:
+    r"""The most probable point of class ``t`` in the region (eq. 6), verified.
+
+    .. math::
+
+        x^t \in \arg\max_{x \in P}\; z_t(x) - \log \sum_{j=1}^M \exp z_j(x),
+        \qquad z(x) = W x + c \;\text{(eq. 7)}.
+
+    Parameters
+    ----------
+    poly : Polytope
+        The region, ``Region.polytope``.
+    W : ndarray of shape (M, d)
+        ``Region.logit_W``.
+    c : ndarray of shape (M,)
+        ``Region.logit_b``.
+    t : int
+        The class, ``0 <= t < M``.
+    x_star : ndarray of shape (d,), optional
+        ``Region.x_star``: gives the distortion (eq. 8) and a cheap interior starting point.
+    method : {"auto", "ipm", "clarabel"}, default="auto"
+        ``"ipm"``: :func:`max_log_prob_ipm`; ``"clarabel"``: :func:`max_log_prob_cvxpy`;
+        ``"auto"``: the interior-point method, falling back to the reference when its check
+        fails (``info["fallback"] = True``, and ``FALLBACKS["max_log_prob"]`` is incremented).
+    x_in : ndarray of shape (d,), optional
+        A strictly interior point (default from :func:`interior_point`).
+    active_tol : float, default=1e-6
+        Distance below which a constraint counts as active.
+
+    Returns
+    -------
+    MaxProbResult
+
+    Raises
+    ------
+    SolverError
+        When the chosen method fails; with ``"auto"``, when both fail (both messages given).
+
+    Examples
+    --------
+    >>> from lrtools.models import build_mlp
+    >>> from lrtools.regions import linear_region
+    >>> net = build_mlp(2, [8, 8], 3, seed=0)
+    >>> r = linear_region(net, [0.2, -0.4])
+    >>> res = max_log_prob(r.polytope, r.logit_W, r.logit_b, 1, x_star=r.x_star)
+    >>> bool(r.polytope.contains(res.x)) and res.gap < 1e-6
+    True
+    """
+    check_choice(method, "method", _METHODS)
+    W, c, t = _check_problem(poly, W, c, t)
+    x_star = _check_point(poly, x_star, "x_star")
+    x_in = _check_point(poly, x_in, "x_in")
+    if method == "clarabel":
+        return max_log_prob_cvxpy(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
+    if method == "ipm":
+        return max_log_prob_ipm(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
+    try:
+        return max_log_prob_ipm(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
+    except SolverError as exc:
+        FALLBACKS["max_log_prob"] += 1
+        try:
+            res = max_log_prob_cvxpy(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
+        except SolverError as exc2:
+            raise SolverError(f"both solvers failed. ipm: {exc}. clarabel: {exc2}") from exc2
+        res.info.update(fallback=True, ipm_error=str(exc))
+        return res
+
+
+def max_log_prob_all(
+    poly: Polytope,
+    W: np.ndarray,
+    c: np.ndarray,
+    *,
+    x_star: np.ndarray | None = None,
+    method: str = "auto",
+    classes=None,
+    on_error: str = "raise",
+    active_tol: float = 1e-6,
+) -> MaxProbTable:
+    """:math:`x^t` for every class ``t`` of one region (eq. 6), and the distortion (eq. 8).
+
+    The strictly interior starting point is computed once and shared by all classes.
+
+    Parameters
+    ----------
+    poly, W, c, x_star, method, active_tol
+        As in :func:`max_log_prob`.
+    classes : sequence of int, optional
+        The classes to solve; default all ``M``.
+    on_error : {"raise", "record"}, default="raise"
+        ``"record"`` puts a row with ``status="failed"``, NaN values and ``info["error"]``
+        in the table instead of raising when every solver fails for a class.
+
+    Returns
+    -------
+    MaxProbTable
+        ``table.n_classes_reached`` (Table 2's "Number"), ``table.distortion`` (eq. 8) and
+        ``table.to_dict()`` for a per-class table.
+    """
+    check_choice(method, "method", _METHODS)
+    check_choice(on_error, "on_error", ("raise", "record"))
+    W, c, _ = _check_problem(poly, W, c)
+    x_star = _check_point(poly, x_star, "x_star")
+    if classes is None:
+        classes = range(W.shape[0])
+    classes = [_check_problem(poly, W, c, k)[2] for k in classes]
+    t0 = time.perf_counter()
+    x_in = interior_point(poly, x_star) if method != "clarabel" else None
+    x_in_seconds = time.perf_counter() - t0
+    results = []
+    for k in classes:
+        try:
+            res = max_log_prob(
+                poly, W, c, k, x_star=x_star, method=method, x_in=x_in, active_tol=active_tol
+            )
+        except SolverError as exc:
+            if on_error == "raise":
+                raise
+            res = _failed(poly.dim, k, method, str(exc))
+        res.info["x_in_seconds"] = x_in_seconds
+        results.append(res)
+    return MaxProbTable(results)
+
+
+def _failed(d: int, t: int, method: str, error: str) -> MaxProbResult:
+    nan = float("nan")
+    return MaxProbResult(
+        x=np.full(d, nan),
+        target=t,
+        log_prob=nan,
+        gap=nan,
+        predicted=-1,
+        distortion=nan,
+        n_active_rows=-1,
+        n_active_box=-1,
+        min_slack=nan,
+        method=method,
+        status="failed",
+        seconds=nan,
+        info={"error": error},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# exact existence test: the margin LP
+# --------------------------------------------------------------------------------------------
+
+
+def class_region_exists(
+    poly: Polytope,
+    W: np.ndarray,
+    c: np.ndarray,
+    t: int,
+    *,
+    x_star: np.ndarray | None = None,
+    tol: float = 1e-9,
+    gap_tol: float = 1e-7,
+    method: str = "highs",
+) -> ClassRegionResult:
+    r"""Whether class ``t``'s classification region meets the region, by a margin LP.
+
+    .. math::
+
+        s^* = \max_{x, s}\; s \quad\text{s.t.}\quad z_t(x) - z_j(x) \ge s \;\; \forall j \ne t,
+        \qquad A x + b \ge 0,\; \ell \le x \le u.
+
+    Class ``t`` is the strict argmax on a subset of the region with non-empty interior iff
+    :math:`s^* > 0` (the region is assumed to have an interior). The LP is solved with
+    ``scipy.optimize.linprog`` (HiGHS); the witness is made feasible, its margin recomputed, and
+    :math:`s^*` bounded above with the LP duals (the box absorbs the dual residual).
+
+    Relation to the paper's criterion (Section 3.4: class ``t`` is present iff :math:`x^t` of
+    eq. 6 is classified as ``t``): if :math:`x^t` is classified as ``t`` with a strict margin,
+    then :math:`s^* > 0`; the converse fails. Maximising :math:`p_t` trades the top competitor
+    against all the others, so when class ``t`` wins only narrowly against several classes at
+    once, :math:`x^t` may sit where a single competitor wins while :math:`p_t` is larger (e.g.
+    ``1/(1 + e^{0.5})`` beats ``1/(1 + 9 e^{-0.01})``). The paper's count (Table 2) is thus a
+    lower bound on the number of classes whose regions meet the linear region.
+
+    Parameters
+    ----------
+    poly, W, c, t
+        As in :func:`max_log_prob`.
+    x_star : ndarray of shape (d,), optional
+        Helps find the interior point used if the LP's witness is slightly outside.
+    tol : float, default=1e-9
+        Margins within ``tol`` of 0 are reported as ``"tie"``.
+    gap_tol : float, default=1e-7
+        Accepted ``margin_upper - margin``, relative to ``1 + |margin|``.
+    method : str, default="highs"
+        ``linprog`` method (``"highs"``, ``"highs-ds"``, ``"highs-ipm"``).
+
+    Returns
+    -------
+    ClassRegionResult
+
+    Raises
+    ------
+    SolverError
+        When HiGHS fails or the certified gap exceeds ``gap_tol``.
+    """
+    W, c, t = _check_problem(poly, W, c, t)
+    x_star = _check_point(poly, x_star, "x_star")
+    check_scalar(tol, "tol", float, min_val=0.0)
+    check_scalar(gap_tol, "gap_tol", float, min_val=0.0, include_min=False)
+    check_choice(method, "method", ("highs", "highs-ds", "highs-ipm"))
+    t0 = time.perf_counter()
+    obj, G, h, bounds = _margin_lp(poly, W, c, t)
+    res = _solve_lp(obj, G, h, bounds, method, poly, t)
+    x = res.x[: poly.dim]
+    if _min_slack(poly, x) < 0:
+        x, _ = _pull_inside(poly, x, interior_point(poly, x_star))
+    margin = _margin(W, c, t, x)
+    upper = -_lp_lower_bound(obj, G, h, bounds, -res.ineqlin.marginals)
+    gap = upper - margin
+    if not np.isfinite(gap) or gap > gap_tol * (1.0 + abs(margin)):
+        raise SolverError(
+            f"margin LP for class {t} ({method}) has certified gap {gap:.3g} > {gap_tol:g} on "
+            f"{poly.n_rows} rows x {poly.dim} dims."
+        )
+    status = "exists" if margin > tol else ("absent" if upper <= -tol else "tie")
+    return ClassRegionResult(
+        t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0
+    )
+
+
+def _margin(W: np.ndarray, c: np.ndarray, t: int, x: np.ndarray) -> float:
+    r""":math:`\min_{j \ne t} z_t(x) - z_j(x)`."""
+    z = W @ x + c
+    return float(z[t] - np.max(np.delete(z, t)))
+
+
+def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
+    """``min -s`` s.t. ``G (x, s) <= h`` in linprog form, with finite bounds on every variable.
+
+    ``s`` is bounded by ``|s| <= S``, ``S`` the largest ``|z_t - z_j|`` over the box, which
+    never binds but makes the dual bound of :func:`_lp_lower_bound` finite.
+    """
+    from scipy import sparse
+
+    d = poly.dim
+    others = np.delete(np.arange(W.shape[0]), t)
+    D = W[t] - W[others]  # rows (W_t - W_j)
+    e = c[t] - c[others]
+    mid, half = 0.5 * (poly.lo + poly.hi), 0.5 * (poly.hi - poly.lo)
+    S = 1.0 + float(np.max(np.abs(D @ mid + e) + np.abs(D) @ half))
+    A = sparse.csr_matrix(poly.A)
+    G = sparse.vstack(
+        [
+            sparse.hstack([sparse.csr_matrix(-D), np.ones((len(others), 1))]),
+            sparse.hstack([-A, sparse.csr_matrix((poly.n_rows, 1))]),
+        ],
+        format="csr",
+    )
+    h = np.concatenate([e, poly.b])
+    obj = np.zeros(d + 1)
+    obj[-1] = -1.0
+    bounds = np.vstack([np.column_stack([poly.lo, poly.hi]), [[-S, S]]])
+    return obj, G, h, bounds
+
+
+def _solve_lp(obj, G, h, bounds, method, poly, t):
+    from scipy.optimize import linprog
+
+    res = linprog(obj, A_ub=G, b_ub=h, bounds=bounds, method=method)
+    if res.status != 0:
+        raise SolverError(
+            f"margin LP for class {t} with scipy {method}: status {res.status} ({res.message}) "
+            f"on {poly.n_rows} rows x {poly.dim} dims."
+        )
+    return res
+
+
+def _lp_lower_bound(obj, G, h, bounds, y) -> float:
+    r"""Weak-duality bound :math:`-y^T h + \sum_k \min(r_k l_k, r_k u_k)`, ``r = obj + G^T y``.
+
+    Valid for ``min obj^T v`` s.t. ``G v <= h``, ``l <= v <= u`` and any ``y >= 0``.
+    """
+    y = np.maximum(y, 0.0)
+    r = obj + G.T @ y
+    return float(-y @ h + np.sum(np.minimum(r * bounds[:, 0], r * bounds[:, 1])))
