@@ -347,3 +347,11 @@ def class_region_tables(
         classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg.lrs))
         xts[run] = xt
     return pd.concat(points, ignore_index=True), pd.concat(classes, ignore_index=True), xts
+
+
+def select_points_with(data: Dataset, n: int, include_class: int, *, seed: int = 0) -> np.ndarray:
+    """:func:`select_points` plus the first test point of ``include_class`` (Fig. 5 / Fig. 11
+    show one point of a given class); sorted, reproducible."""
+    idx = select_points(data, n, seed=seed)
+    first = int(np.flatnonzero(data.y_test == include_class)[0])
+    return idx if first in idx else np.sort(np.append(idx, first))
