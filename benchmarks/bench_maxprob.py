@@ -26,6 +26,8 @@ import contextlib
 import os
 import sys
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +78,7 @@ def _bench_region(name, region, args, totals):
     x_in = interior_point(poly, xs)
     print(f"\n== {name}: {poly.n_rows} rows + {2 * poly.dim} box rows, x* predicted {pred}")
     print(
-        "  t  fast_s  ref_s  ratio    log p (fast)    log p (ref)    diff     gap_f    gap_r"
+        "  t  it  fast_s  ref_s  ratio    log p (fast)    log p (ref)    diff     gap_f    gap_r"
         "  pred  dist   act(rows+box)  margin-LP"
     )
     reached, dists = 0, []
@@ -87,6 +89,7 @@ def _bench_region(name, region, args, totals):
             ref, err_r = _solve(max_log_prob_cvxpy, poly, W, c, t, x_star=xs, x_in=x_in)
             totals["ref_tried"] += 1
             totals["ref_ok"] += ref is not None
+            totals["ref_status"][ref.status if ref else "failed"] += 1
         totals["fast_tried"] += 1
         totals["fast_ok"] += fast is not None
         lp = ""
@@ -111,7 +114,8 @@ def _bench_region(name, region, args, totals):
 
 def _row(t, fast, ref, err_r, lp):
     f = fast
-    cols = [f"{t:3d}", f"{f.seconds:7.2f}" if f else "   FAIL"]
+    cols = [f"{t:3d}", f"{f.info['iterations']:3d}" if f else "  -"]
+    cols.append(f"{f.seconds:7.2f}" if f else "   FAIL")
     cols.append(f"{ref.seconds:6.1f}" if ref else ("  FAIL" if err_r else "   ---"))
     cols.append(f"{ref.seconds / f.seconds:6.1f}" if (ref and f) else "   ---")
     cols.append(f"{f.log_prob:15.9f}" if f else " " * 15)
@@ -136,7 +140,8 @@ def main() -> None:
     print(f"os.cpu_count() = {os.cpu_count()}; BLAS threads limit = {args.blas_threads}")
     print("timings are wall-clock on a possibly shared machine: treat them as noisy")
     totals = {k: 0 for k in ("fast_tried", "fast_ok", "ref_tried", "ref_ok")}
-    totals.update(ratios=[], diffs=[], fast_s=[])
+    totals.update(ratios=[], diffs=[], fast_s=[], ref_status=Counter())
+    warnings.filterwarnings("ignore", message="Solution may be inaccurate")  # status is counted
     with _blas_limit(args.blas_threads):
         for name, _, region in _regions(args.variants.split(","), args.points):
             _bench_region(name, region, args, totals)
@@ -145,7 +150,10 @@ def main() -> None:
         f"fast path: {totals['fast_ok']}/{totals['fast_tried']} verified; median "
         f"{np.median(totals['fast_s']):.2f} s per class"
     )
-    print(f"reference: {totals['ref_ok']}/{totals['ref_tried']} verified")
+    print(
+        f"reference: {totals['ref_ok']}/{totals['ref_tried']} verified; "
+        f"statuses {dict(totals['ref_status'])}"
+    )
     if totals["ratios"]:
         r, d = np.array(totals["ratios"]), np.abs(totals["diffs"])
         print(
