@@ -191,6 +191,30 @@ def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data.X_test[idx].astype(np.float64), data.y_test[idx]
 
 
+def random_other_targets(data: Dataset, idx: np.ndarray, *, seed: int = 0):
+    """Appendix E's decision targets: for each test point, a random test point of another class.
+
+    Drawn from the whole test set (not only the selected points), with the per-point seed
+    ``point_seed(seed, index)`` so the target of a point does not depend on the selection.
+    """
+    from .boundary import DecisionTargets
+    from .parallel import point_seed
+
+    points, classes, sources = [], [], []
+    for i in idx:
+        rng = np.random.default_rng(point_seed(seed, int(i)))
+        label = int(data.y_test[i])
+        other = int(rng.choice([c for c in range(data.n_classes) if c != label]))
+        pool = np.flatnonzero(data.y_test == other)
+        j = int(pool[rng.integers(pool.size)])
+        points.append(data.X_test[j].astype(np.float64))
+        classes.append(other)
+        sources.append(j)
+    return DecisionTargets(
+        np.stack(points), np.array(classes), np.array(sources), "random_other", "random"
+    )
+
+
 def inradius_tables(
     cfg: StudyConfig,
     models: dict[tuple[str, float], TrainedModel],
@@ -214,9 +238,11 @@ def inradius_tables(
     from .boundary import class_means, region_inradii
 
     X, y = _inputs(data, idx)
-    means = None
+    means, targets = None, None
     if target_mode == "class_mean":
         means = class_means(data.X_test.astype(np.float64), data.y_test, data.n_classes)
+    else:
+        targets = random_other_targets(data, idx, seed=cfg.seed)
     params = {
         "points": idx.tolist(),
         "mode": target_mode,
@@ -237,6 +263,7 @@ def inradius_tables(
                 tm.model,
                 X,
                 y,
+                targets=targets,
                 target_mode=target_mode,
                 other=other,
                 means=means,
