@@ -255,6 +255,21 @@ def _all_slacks(poly: Polytope, x: np.ndarray) -> np.ndarray:
     return np.concatenate([poly.slack(x), x - poly.lo, poly.hi - x])
 
 
+def _nontrivial(poly: Polytope) -> Polytope:
+    """``poly`` without its zero rows (dead units with :math:`w_i = 0`): ``0 \\cdot x + b_i \\ge 0``
+    holds everywhere when :math:`b_i \\ge 0`, and a zero slack there must not be read as an
+    empty interior. A zero row with :math:`b_i < 0` means the region is empty."""
+    if hasattr(poly.A, "getnnz"):
+        zero = poly.A.getnnz(axis=1) == 0
+    else:
+        zero = ~np.any(poly.A != 0, axis=1)
+    if not zero.any():
+        return poly
+    if np.any(poly.b[zero] < 0):
+        raise SolverError(f"the region is empty: a zero row has b < 0 ({poly.n_rows} rows).")
+    return poly.with_rows(~zero)
+
+
 def _min_slack(poly: Polytope, x: np.ndarray) -> float:
     return float(_all_slacks(poly, x).min())
 
@@ -322,6 +337,7 @@ def interior_point(poly: Polytope, x_star: np.ndarray | None = None) -> np.ndarr
     SolverError
         When the region has an empty interior.
     """
+    poly = _nontrivial(poly)
     if x_star is not None:
         x0 = _nudge_inside(poly, np.asarray(x_star, dtype=np.float64))
         if x0 is not None:
@@ -636,6 +652,7 @@ def max_log_prob_cvxpy(
     SolverError
         When every attempt fails or its answer fails verification.
     """
+    poly = _nontrivial(poly)
     W, c, t = _check_problem(poly, W, c, t)
     x_star = _check_point(poly, x_star, "x_star")
     x_in = _check_point(poly, x_in, "x_in")
@@ -758,6 +775,7 @@ def max_log_prob_ipm(
     SolverError
         When the certified gap does not reach ``gap_tol`` (stall or ``max_iter``).
     """
+    poly = _nontrivial(poly)
     W, c, t = _check_problem(poly, W, c, t)
     x_star = _check_point(poly, x_star, "x_star")
     x_in = _check_point(poly, x_in, "x_in")
@@ -1125,6 +1143,7 @@ def class_region_exists(
     SolverError
         When HiGHS fails or the certified gap exceeds ``gap_tol``.
     """
+    poly = _nontrivial(poly)
     W, c, t = _check_problem(poly, W, c, t)
     x_star = _check_point(poly, x_star, "x_star")
     check_scalar(tol, "tol", float, min_val=0.0)

@@ -1,0 +1,41 @@
+"""The fast solvers equal their references on small CNN regions (Conv2d, BatchNorm2d, Dropout),
+completing the MLP cases of test_maxprob.py and test_redundancy.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrtools.regions import activation_patterns, linear_region
+from lrtools.solvers.insphere import insphere
+from lrtools.solvers.maxprob import max_log_prob, max_log_prob_cvxpy
+from lrtools.solvers.redundancy import redundant_rows, redundant_rows_naive, verify_redundancy
+
+
+@pytest.fixture
+def cnn_region(small_cnn):
+    x = np.random.default_rng(3).uniform(-0.8, 0.8, (1, 9, 9))
+    return small_cnn, linear_region(small_cnn, x)
+
+
+def test_max_log_prob_fast_equals_reference_on_cnn(cnn_region):
+    model, region = cnn_region
+    poly, W, c = region.polytope, region.logit_W, region.logit_b
+    for t in range(W.shape[0]):
+        fast = max_log_prob(poly, W, c, t, x_star=region.x_star, method="ipm")
+        ref = max_log_prob_cvxpy(poly, W, c, t, x_star=region.x_star)
+        # values agree within the two certified gaps
+        assert abs(fast.log_prob - ref.log_prob) <= fast.gap + ref.gap + 1e-9
+        assert poly.contains(fast.x, tol=1e-12)
+        # a point slightly inside, toward the Chebyshev centre, has x*'s activation pattern
+        centre = insphere(poly).center
+        inner = fast.x + 1e-6 * (centre - fast.x)
+        assert (activation_patterns(model, inner.reshape(1, 1, 9, 9))[0] == region.pattern).all()
+
+
+def test_redundancy_fast_equals_naive_on_cnn(cnn_region):
+    _, region = cnn_region
+    fast = redundant_rows(region.polytope)
+    naive = redundant_rows_naive(region.polytope)
+    np.testing.assert_array_equal(fast.redundant, naive.redundant)
+    verify_redundancy(region.polytope, fast)
