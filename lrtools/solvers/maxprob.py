@@ -1099,7 +1099,7 @@ def class_region_exists(
     x_star: np.ndarray | None = None,
     tol: float = 1e-9,
     gap_tol: float = 1e-7,
-    method: str = "highs",
+    method: str = "auto",
 ) -> ClassRegionResult:
     r"""Whether class ``t``'s classification region meets the region, by a margin LP.
 
@@ -1131,8 +1131,10 @@ def class_region_exists(
         Margins within ``tol`` of 0 are reported as ``"tie"``.
     gap_tol : float, default=1e-7
         Accepted ``margin_upper - margin``, relative to ``1 + |margin|``.
-    method : str, default="highs"
-        ``linprog`` method (``"highs"``, ``"highs-ds"``, ``"highs-ipm"``).
+    method : str, default="auto"
+        ``"ipm"`` (:func:`lrtools.solvers.ipm.lp_ipm`), a ``linprog`` method (``"highs"``,
+        ``"highs-ds"``, ``"highs-ipm"``), or ``"auto"``: ``"ipm"`` then ``"highs-ipm"``. The
+        answer is certified by the same weak-duality bound whatever the solver.
 
     Returns
     -------
@@ -1148,10 +1150,15 @@ def class_region_exists(
     x_star = _check_point(poly, x_star, "x_star")
     check_scalar(tol, "tol", float, min_val=0.0)
     check_scalar(gap_tol, "gap_tol", float, min_val=0.0, include_min=False)
-    check_choice(method, "method", ("highs", "highs-ds", "highs-ipm"))
+    check_choice(method, "method", ("auto", "ipm", "highs", "highs-ds", "highs-ipm"))
     t0 = time.perf_counter()
     obj, G, h, bounds = _margin_lp(poly, W, c, t)
-    res = _solve_lp(obj, G, h, bounds, method, poly, t)
+    try:
+        res = _solve_lp(obj, G, h, bounds, "ipm" if method == "auto" else method, poly, t)
+    except SolverError:
+        if method != "auto":
+            raise
+        res = _solve_lp(obj, G, h, bounds, "highs-ipm", poly, t)
     x = res.x[: poly.dim]
     if _min_slack(poly, x) < 0:
         x, _ = _pull_inside(poly, x, interior_point(poly, x_star))
@@ -1205,6 +1212,8 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
 
 
 def _solve_lp(obj, G, h, bounds, method, poly, t):
+    if method == "ipm":
+        return _solve_lp_ipm(obj, G, h, bounds, poly, t)
     from scipy.optimize import linprog
 
     res = linprog(obj, A_ub=G, b_ub=h, bounds=bounds, method=method)
@@ -1214,6 +1223,32 @@ def _solve_lp(obj, G, h, bounds, method, poly, t):
             f"on {poly.n_rows} rows x {poly.dim} dims."
         )
     return res
+
+
+def _solve_lp_ipm(obj, G, h, bounds, poly, t):
+    """The margin LP with :func:`lrtools.solvers.ipm.lp_ipm`, in ``linprog``'s result shape.
+
+    The variable bounds become inequality rows; only the multipliers of ``G`` are returned
+    (as ``linprog``'s non-positive ``marginals``): the caller's weak-duality bound accounts for
+    the bounds itself, so the certificate does not depend on this solver.
+    """
+    from types import SimpleNamespace
+
+    from scipy import sparse
+
+    from .ipm import lp_ipm
+
+    n = G.shape[1]
+    eye = sparse.identity(n, format="csr")
+    G_full = sparse.vstack([G, eye, -eye], format="csr")
+    h_full = np.concatenate([h, bounds[:, 1], -bounds[:, 0]])
+    res = lp_ipm(obj, G_full, h_full)
+    if not res.success:
+        raise SolverError(
+            f"margin LP for class {t} with lp_ipm: status {res.status} on {poly.n_rows} rows x "
+            f"{poly.dim} dims."
+        )
+    return SimpleNamespace(x=res.y, ineqlin=SimpleNamespace(marginals=-res.lam[: G.shape[0]]))
 
 
 def _lp_lower_bound(obj, G, h, bounds, y) -> float:
