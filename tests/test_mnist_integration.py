@@ -91,3 +91,15 @@ def test_walk_region_counts_match_dense_sampling(mnist_model):
         # the walk finds every sampled region; it finds more only where sampling skipped
         assert len(sampled) <= w.n_pieces
         assert w.n_pieces - len(sampled) <= int(np.sum(lengths < step))
+
+
+def test_most_probable_points_lie_in_the_region(mnist_model):
+    from lrtools.solvers.maxprob import max_log_prob_all
+
+    model, _, X, _ = mnist_model
+    region = linear_region(model, X[0])
+    table = max_log_prob_all(region.polytope, region.logit_W, region.logit_b, x_star=region.x_star)
+    for res in table.results:
+        assert region.polytope.contains(res.x, tol=0.0)  # never slightly outside
+        assert res.gap <= 1e-6 * (1 + abs(res.log_prob))
+    assert table.n_classes_reached >= 1  # x*'s own class is always reached
