@@ -13,7 +13,7 @@ from torch import nn
 
 from ._validation import check_choice, check_scalar
 
-__all__ = ["VARIANTS", "build_mlp", "build_cnn", "hidden_widths"]
+__all__ = ["VARIANTS", "build_mlp", "build_cnn"]
 
 VARIANTS = ("vanilla", "bn", "dropout")
 
@@ -134,18 +134,3 @@ def build_cnn(
     net = nn.Sequential(*layers)
     net.apply(_init)
     return net
-
-
-def hidden_widths(model: nn.Sequential) -> list[int]:
-    """Number of hidden units (ReLU inputs) per hidden layer, for an input-free count of rows.
-
-    Only works for MLPs (the count of a CNN depends on the input size; use
-    :func:`lrtools.regions.linear_region` instead).
-    """
-    widths, last = [], None
-    for m in model:
-        if isinstance(m, nn.Linear):
-            last = m.out_features
-        elif isinstance(m, nn.ReLU):
-            widths.append(last)
-    return widths

@@ -10,7 +10,7 @@ model's cache key). A notebook calls these functions and only plots and prints t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +159,6 @@ def cached_measure(
     """
     key = {"model": Path(trained.key_path).stem, **params}
     return cached_pickle(kind, key, compute)
-
-
-def config_params(cfg: StudyConfig) -> dict[str, Any]:
-    """``cfg`` as a plain dict (for cache keys and the page's parameter tables)."""
-    return asdict(cfg)
 
 
 def accuracy_table(
