@@ -28,6 +28,17 @@ def warm_bn(net: torch.nn.Module, input_shape: tuple[int, ...], seed: int = 0) -
     return net.eval()
 
 
+def with_biases(net: torch.nn.Module, seed: int, scale: float = 0.3) -> torch.nn.Module:
+    """Random biases (the builders zero them) so regions are not cones through the origin;
+    returns the network in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+                m.bias.copy_(scale * torch.randn(m.bias.shape, generator=g))
+    return net.eval()
+
+
 @pytest.fixture(params=["vanilla", "bn", "dropout"])
 def small_mlp(request):
     """A 12-input MLP of each variant with warmed BatchNorm statistics."""

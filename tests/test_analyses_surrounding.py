@@ -13,6 +13,7 @@ from lrtools.analyses.parallel import point_seed
 from lrtools.analyses.surrounding import surrounding_point, surrounding_table
 from lrtools.models import build_cnn, build_mlp
 from lrtools.regions import activation_patterns
+from tests.conftest import with_biases
 
 EPS = 0.4
 
@@ -26,15 +27,6 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _with_biases(net: nn.Module, seed: int, scale: float = 0.3) -> nn.Module:
-    """Random biases (the builders zero them), so regions are not cones through the origin."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Linear | nn.Conv2d):
-                m.bias.copy_(scale * torch.randn(m.bias.shape, generator=g))
-    return net.eval()
-
 
 def _model64(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).double().eval()
@@ -46,12 +38,12 @@ def _x(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 @pytest.fixture
 def mlp(small_mlp):
-    return _with_biases(small_mlp, 4)
+    return with_biases(small_mlp, 4)
 
 
 @pytest.fixture
 def cnn(small_cnn):
-    return _with_biases(small_cnn, 5, scale=0.1)
+    return with_biases(small_cnn, 5, scale=0.1)
 
 
 def _check_dense(model, x, res, n_samples: int = 2001) -> int:
@@ -133,7 +125,7 @@ def _check_rho(model, x):
 
 def test_vanishing_decision_direction_gives_nan_rho():
     net = build_cnn(1, 9, channels=(3, 4), dense=6, n_classes=3, seed=2)
-    net = _with_biases(net, 5, scale=0.1)
+    net = with_biases(net, 5, scale=0.1)
     x = _x((1, 9, 9), seed=2)
     assert not activation_patterns(net, x[None])[0, -6:].any()  # dense layer dead at x: J = 0
     counts, rho = surrounding_table(net, x[None], n_directions=4, eps=EPS, n_jobs=1, progress=False)
@@ -144,7 +136,7 @@ def test_vanishing_decision_direction_gives_nan_rho():
 
 
 def test_directions_are_unit_and_in_the_jacobian_null_space(small_cnn):
-    model = _with_biases(small_cnn, 6, scale=0.1)
+    model = with_biases(small_cnn, 6, scale=0.1)
     x = _x((1, 9, 9), seed=3)
     res = surrounding_point(model, x, n_directions=7, eps=0.1, seed=4, return_walks=True)
     xt = torch.tensor(x[None])
@@ -203,7 +195,7 @@ def test_table_rows_equal_points_and_do_not_depend_on_n_jobs(mlp):
     ],
 )
 def test_table_validation(kwargs, err, match):
-    mlp = _with_biases(build_mlp(12, [8], 3, seed=0), 0)
+    mlp = with_biases(build_mlp(12, [8], 3, seed=0), 0)
     args = dict(X=np.zeros((2, 12)), n_directions=2, eps=0.1, n_jobs=1, progress=False)
     args.update(kwargs)
     with pytest.raises(err, match=match):
@@ -211,12 +203,12 @@ def test_table_validation(kwargs, err, match):
 
 
 def test_point_validation():
-    mlp = _with_biases(build_mlp(12, [8], 3, seed=0), 0)
+    mlp = with_biases(build_mlp(12, [8], 3, seed=0), 0)
     with pytest.raises(TypeError, match="seed must be an instance"):
         surrounding_point(mlp, np.zeros(12), seed=1.5)
     with pytest.raises(ValueError, match="x must be one input"):
         surrounding_point(mlp, 0.5)
     # 2 inputs, 3 logits: the Jacobian (3, 2) has full column rank, no null space (eq. 10)
-    net = _with_biases(build_mlp(2, [8], 3, seed=0), 0, scale=1.0)
+    net = with_biases(build_mlp(2, [8], 3, seed=0), 0, scale=1.0)
     with pytest.raises(ValueError, match=r"null space is \{0\}"):
         surrounding_point(net, [0.5, 0.3])

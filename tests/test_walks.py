@@ -18,16 +18,7 @@ from lrtools.walks import (
     surrounding_regions,
     walk,
 )
-
-
-def _with_biases(net: nn.Sequential, seed: int, scale: float = 0.3) -> nn.Sequential:
-    """Random biases (the builders zero them) so regions are not cones through the origin."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Linear | nn.Conv2d):
-                m.bias.copy_(scale * torch.randn(m.bias.shape, generator=g))
-    return net
+from tests.conftest import with_biases
 
 
 def _settle_bn(net: nn.Sequential, shape: tuple[int, ...], seed: int = 0) -> nn.Sequential:
@@ -46,7 +37,7 @@ def _unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 def _mlp(variant: str, seed: int) -> nn.Sequential:
-    net = _with_biases(build_mlp(6, [12, 12, 12], 4, variant=variant, seed=seed), seed)
+    net = with_biases(build_mlp(6, [12, 12, 12], 4, variant=variant, seed=seed), seed)
     return _settle_bn(net, (6,), seed) if variant == "bn" else net.eval()
 
 
@@ -93,7 +84,7 @@ def test_pattern_changes_at_every_breakpoint():
 
 
 def test_one_hidden_layer_breakpoints_are_the_hyperplane_crossings():
-    net = _with_biases(build_mlp(5, [20], 3, seed=2), seed=2).eval()
+    net = with_biases(build_mlp(5, [20], 3, seed=2), seed=2).eval()
     with torch.no_grad():  # unit 7 duplicates unit 3: a tie, crossed at one breakpoint
         net[0].weight[7], net[0].bias[7] = net[0].weight[3], net[0].bias[3]
     W, b = net[0].weight.detach().double().numpy(), net[0].bias.detach().double().numpy()
@@ -139,7 +130,7 @@ def test_walk_from_a_vertex_of_a_zero_bias_network_is_one_piece():
 def test_walk_on_small_cnn(variant):
     shape = (2, 9, 9)
     net = build_cnn(2, 9, channels=(3, 4), dense=10, n_classes=3, variant=variant, seed=1)
-    net = _with_biases(net, seed=1, scale=0.2)
+    net = with_biases(net, seed=1, scale=0.2)
     net = _settle_bn(net, shape) if variant == "bn" else net.eval()
     rng = np.random.default_rng(5)
     x0 = rng.uniform(-1, 1, shape)
@@ -174,7 +165,7 @@ def test_null_space_directions():
 
 def test_logit_jacobian_matches_linear_region():
     shape = (2, 9, 9)
-    net = _with_biases(build_cnn(2, 9, channels=(3, 4), dense=10, n_classes=3, seed=2), 2).eval()
+    net = with_biases(build_cnn(2, 9, channels=(3, 4), dense=10, n_classes=3, seed=2), 2).eval()
     x = np.random.default_rng(10).uniform(-1, 1, shape)
     np.testing.assert_allclose(
         logit_jacobian(net, x), linear_region(net, x).logit_W, rtol=1e-12, atol=1e-13
