@@ -322,6 +322,35 @@ def test_paper_criterion_implies_margin_lp_20d(region_20d):
     assert n_exists >= table.n_classes_reached
 
 
+def test_witness_shortcut_gives_the_lp_answer_20d(region_20d):
+    _, r = region_20d
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    table = max_log_prob_all(poly, W, c, x_star=r.x_star, method="ipm")
+    n_witness = 0
+    for res in table.results:
+        lp = class_region_exists(poly, W, c, res.target, x_star=r.x_star)
+        fast = class_region_exists(poly, W, c, res.target, x_star=r.x_star, witness=res.x)
+        assert fast.exists == lp.exists
+        if fast.by == "witness":
+            n_witness += 1
+            assert fast.margin > 0 and fast.margin <= lp.margin_upper + 1e-12
+            assert poly.contains(fast.x, tol=0.0)
+        else:
+            assert fast.margin == pytest.approx(lp.margin, abs=1e-6)
+    assert n_witness == table.n_classes_reached > 0
+
+
+def test_witness_outside_the_region_is_not_trusted(region_20d):
+    _, r = region_20d
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    t = int(np.argmax(r.logits(r.x_star)))
+    # a point far outside the region that the affine logits still assign to class t
+    outside = r.x_star + 50.0 * (W[t] - W.mean(axis=0))
+    assert not poly.contains(outside, tol=0.0)
+    res = class_region_exists(poly, W, c, t, x_star=r.x_star, witness=outside)
+    assert res.by == "lp" and np.isfinite(res.margin_upper)
+
+
 def _margin_at(r, x, t):
     z = r.logits(x)
     return z[t] - np.max(np.delete(z, t))

@@ -33,6 +33,21 @@ def test_max_log_prob_fast_equals_reference_on_cnn(cnn_region):
         assert (activation_patterns(model, inner.reshape(1, 1, 9, 9))[0] == region.pattern).all()
 
 
+def test_max_log_prob_split_rows_path_matches_dense(cnn_region, monkeypatch):
+    """The exact split Newton matrix (sparse conv rows + dense rows) gives the dense answer."""
+    from lrtools.solvers import maxprob
+
+    _, region = cnn_region
+    poly, W, c = region.polytope, region.logit_W, region.logit_b
+    dense = [max_log_prob(poly, W, c, t, x_star=region.x_star, method="ipm") for t in (0, 2)]
+    monkeypatch.setattr(maxprob, "_DENSE_ROW_FRACTION", 0.5)
+    assert maxprob._Problem(poly, W, c, 0).rows is not None  # the split path is taken
+    for ref in dense:
+        res = max_log_prob(poly, W, c, ref.target, x_star=region.x_star, method="ipm")
+        assert abs(res.log_prob - ref.log_prob) <= res.gap + ref.gap + 1e-9
+        assert poly.contains(res.x, tol=0.0)
+
+
 def test_redundancy_fast_equals_naive_on_cnn(cnn_region):
     _, region = cnn_region
     fast = redundant_rows(region.polytope)

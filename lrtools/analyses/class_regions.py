@@ -42,11 +42,18 @@ def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1
         poly, W, c, x_star=region.x_star, method=method, active_tol=active_tol, on_error="record"
     )
     per_class = pd.DataFrame(table.to_dict())
-    exists = [class_region_exists(poly, W, c, t) for t in range(W.shape[0])]
+    exists = [
+        class_region_exists(
+            poly, W, c, r.target, x_star=region.x_star,
+            witness=r.x if np.all(np.isfinite(r.x)) else None,
+        )
+        for r in table.results
+    ]
     failed = per_class["status"] == "failed"
     per_class["reached"] = (per_class["predicted"] == per_class["class"]) & ~failed
     per_class["exists_lp"] = [e.exists for e in exists]
     per_class["margin_lp"] = [e.margin for e in exists]
+    per_class["exists_by"] = [e.by for e in exists]
     per_class["n_active"] = per_class["n_active_rows"] + per_class["n_active_box"]
     return {
         "n_reached": int(per_class["reached"].sum()),

@@ -138,7 +138,7 @@ class _SplitRows:
         return self.Gd.T @ v[self.dense_idx] + self.GsT @ v[self.sparse_idx]
 
     def gram(self, d: np.ndarray) -> np.ndarray:
-        """Upper triangle (Fortran order) of ``G^T diag(d) G``; the lower one is not used."""
+        """``G^T diag(d) G`` (Fortran order); only its upper triangle is exact, the lower one is not used."""
         n = self.shape[1]
         if self.dense_idx.size:
             W = self.Gd * np.sqrt(d[self.dense_idx])[:, None]
@@ -146,9 +146,7 @@ class _SplitRows:
         else:
             M = np.zeros((n, n), order="F")
         if self.sparse_idx.size:
-            K = (self.GsT @ sparse.diags(d[self.sparse_idx]) @ self.Gs).tocoo()
-            upper = K.row <= K.col
-            M[K.row[upper], K.col[upper]] += K.data[upper]
+            M += (self.GsT @ sparse.diags(d[self.sparse_idx]) @ self.Gs).toarray()
         return M
 
 

@@ -55,11 +55,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
+from scipy import sparse
+from scipy.sparse.linalg import lsqr
 from scipy.special import logsumexp, softmax
 
 from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from .ipm import _SplitRows
 
 __all__ = [
     "CLARABEL_ATTEMPTS",
@@ -93,6 +96,8 @@ _POLISH_RATIOS = (1.0, 1e-4, 1e-8)  # active set {lam_i > ratio * s_i} tried whe
 _GAP_FLOOR = 1e-13  # absolute floor of the accepted gap (float64 resolution of log p_t)
 _MU_FLOOR = 0.01  # centring keeps n * mu >= _MU_FLOOR * gap (no premature collapse)
 _SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
+_DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
+_LSTSQ_DENSE_MAX = 500_000  # entries of A_S above which polishing uses LSQR
 _STALL = 3  # iterations without halving the gap (once complementarity is negligible)
 
 
@@ -227,6 +232,10 @@ class ClassRegionResult:
         ``"exists"`` (``margin > tol``), ``"absent"`` (``margin_upper <= -tol``) or ``"tie"``
         (the class region touches the region at most on a set without interior).
     seconds : float
+    by : str, default="lp"
+        ``"lp"`` (the margin LP was solved) or ``"witness"`` (a given point inside the region
+        already has a positive margin: existence is proved without the LP, ``margin`` is then
+        only a lower bound on :math:`s^*`, ``margin_upper`` is ``inf`` and ``gap`` NaN).
     """
 
     target: int
@@ -237,6 +246,7 @@ class ClassRegionResult:
     gap: float
     status: str
     seconds: float
+    by: str = "lp"
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,6 +449,20 @@ def _check_tols(gap_tol: float, active_tol: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _split_if_sparse(A) -> _SplitRows | None:
+    """Rows split into CSR and dense blocks when at least a quarter of them are sparse.
+
+    Convolution rows of CNN regions (Appendix E of [1]) touch a few percent of the input; with
+    the split the exact Newton matrix costs one ``syrk`` on the dense rows plus a sparse product.
+    """
+    if sparse.issparse(A):
+        return _SplitRows(A, _DENSE_ROW_FRACTION)
+    nnz = np.count_nonzero(A, axis=1)
+    if np.mean(nnz <= _DENSE_ROW_FRACTION * A.shape[1]) < 0.25:
+        return None
+    return _SplitRows(A, _DENSE_ROW_FRACTION)
+
+
 class _Problem:
     """Data of eq. (6) in the stacked form ``s = G x + h0 >= 0``.
 
@@ -449,17 +473,19 @@ class _Problem:
         self.poly = poly
         self.A = poly.A
         self.m, self.d = poly.A.shape
-        self.sparse = hasattr(poly.A, "tocsr")
         self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
         self.W, self.c, self.t = W, c, t
         self._A2 = None
+        self.rows = _split_if_sparse(poly.A)
 
     def G(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.A @ x, x, -x])
+        Ax = self.A @ x if self.rows is None else self.rows.matvec(x)
+        return np.concatenate([Ax, x, -x])
 
     def GT(self, v: np.ndarray) -> np.ndarray:
         m, d = self.m, self.d
-        return self.A.T @ v[:m] + v[m : m + d] - v[m + d :]
+        ATv = self.A.T @ v[:m] if self.rows is None else self.rows.rmatvec(v[:m])
+        return ATv + v[m : m + d] - v[m + d :]
 
     def slack(self, x: np.ndarray) -> np.ndarray:
         return self.G(x) + self.h0
@@ -482,8 +508,9 @@ class _Problem:
         m, d = self.m, self.d
         d_a = dvec[:m]
         diag = dvec[m : m + d] + dvec[m + d :]
-        if self.sparse:
-            K = (self.A.T @ self.A.multiply(d_a[:, None])).toarray()
+        if self.rows is not None:  # exact: BLAS syrk on dense rows + sparse product (upper)
+            K = self.rows.gram(d_a)
+            K += np.triu(H)
         elif n_keep >= m:
             B = self.A * np.sqrt(d_a)[:, None]
             K = B.T @ B
@@ -497,7 +524,8 @@ class _Problem:
             dropped = d_a.copy()
             dropped[keep] = 0.0
             diag = diag + self._A2.T @ dropped
-        K += H
+        if self.rows is None:
+            K += H
         K[np.diag_indices_from(K)] += diag
         return K
 
@@ -506,7 +534,8 @@ def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio
     """Least-squares row multipliers on the active set ``{lam_i > ratio s_i}``, clipped at 0.
 
     At an optimum ``g = A_S^T lam_S`` on the coordinates not fixed by an active box face;
-    solving this small least-squares problem removes the residual that the ill-conditioned
+    solving this least-squares problem (LAPACK, or LSQR started from ``lam`` when it is large)
+    removes the residual that the ill-conditioned
     Newton systems leave (any ``lam >= 0`` is valid in :func:`certify_max_log_prob`).
     """
     m, d = prob.m, prob.d
@@ -517,7 +546,11 @@ def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio
         return lam
     A_s = prob.A[rows]
     A_s = A_s.toarray() if hasattr(A_s, "toarray") else A_s
-    sol, *_ = sla.lstsq(A_s[:, free].T, g[free], lapack_driver="gelsy", check_finite=False)
+    if rows.size * free.sum() > _LSTSQ_DENSE_MAX:  # large: a few LSQR sweeps from lam
+        op = sparse.csr_matrix(A_s[:, free]).T
+        sol = lsqr(op, g[free], x0=lam[rows], atol=1e-14, btol=1e-14, iter_lim=300)[0]
+    else:
+        sol, *_ = sla.lstsq(A_s[:, free].T, g[free], lapack_driver="gelsy", check_finite=False)
     out = lam.copy()
     out[:m] = 0.0
     out[rows] = np.maximum(sol, 0.0)
@@ -808,13 +841,18 @@ def max_log_prob_ipm(
 
 def _factor(K: np.ndarray):
     """Cholesky factor of K, adding a growing diagonal shift if K is numerically singular."""
+    try:
+        return sla.cho_factor(K, check_finite=False)
+    except np.linalg.LinAlgError:
+        pass
     shift = 0.0
     scale = float(np.max(np.abs(np.diag(K)))) or 1.0
     for _ in range(12):
+        shift = max(10.0 * shift, 1e-14 * scale)
         try:
             return sla.cho_factor(K + shift * np.eye(len(K)), check_finite=False)
         except np.linalg.LinAlgError:
-            shift = max(10.0 * shift, 1e-14 * scale)
+            pass
     raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
 
 
@@ -1097,6 +1135,7 @@ def class_region_exists(
     t: int,
     *,
     x_star: np.ndarray | None = None,
+    witness: np.ndarray | None = None,
     tol: float = 1e-9,
     gap_tol: float = 1e-7,
     method: str = "auto",
@@ -1127,6 +1166,11 @@ def class_region_exists(
         As in :func:`max_log_prob`.
     x_star : ndarray of shape (d,), optional
         Helps find the interior point used if the LP's witness is slightly outside.
+    witness : ndarray of shape (d,), optional
+        A candidate point, e.g. :math:`x^t` of eq. (6). If it satisfies every inequality of the
+        region in float64 and has margin ``> tol``, class ``t`` exists and the LP is skipped
+        (``by="witness"``); otherwise the LP is solved as usual. The answer (exists or not) is
+        the same either way; only ``margin`` is then a lower bound instead of :math:`s^*`.
     tol : float, default=1e-9
         Margins within ``tol`` of 0 are reported as ``"tie"``.
     gap_tol : float, default=1e-7
@@ -1151,7 +1195,15 @@ def class_region_exists(
     check_scalar(tol, "tol", float, min_val=0.0)
     check_scalar(gap_tol, "gap_tol", float, min_val=0.0, include_min=False)
     check_choice(method, "method", ("auto", "ipm", "highs", "highs-ds", "highs-ipm"))
+    witness = _check_point(poly, witness, "witness")
     t0 = time.perf_counter()
+    if witness is not None and np.all(np.isfinite(witness)) and _min_slack(poly, witness) >= 0:
+        margin = _margin(W, c, t, witness)
+        if margin > tol:
+            return ClassRegionResult(
+                t, True, margin, np.inf, witness, np.nan, "exists",
+                time.perf_counter() - t0, by="witness",
+            )
     obj, G, h, bounds = _margin_lp(poly, W, c, t)
     try:
         res = _solve_lp(obj, G, h, bounds, "ipm" if method == "auto" else method, poly, t)
