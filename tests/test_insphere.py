@@ -251,6 +251,8 @@ def test_invalid_arguments():
 def test_auto_uses_ipm_and_falls_back_when_forced(case):
     _, region, res = case
     poly = region.polytope
+    if poly.n_rows < poly.dim:
+        pytest.skip("fewer rows than dims: auto tries Clarabel first (tested separately)")
     reset_fallback_counts()
     ok = insphere(poly)
     assert ok.method == "ipm" and ok.info["fallback"] is False
@@ -261,6 +263,20 @@ def test_auto_uses_ipm_and_falls_back_when_forced(case):
     assert fallback_counts() == {"auto_calls": 2, "fallbacks": 1, "failures": 0}
     reset_fallback_counts()
     assert fallback_counts() == {"auto_calls": 0, "fallbacks": 0, "failures": 0}
+
+
+def test_auto_prefers_clarabel_when_rows_are_fewer_than_dims():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 12))  # 5 hyperplanes in 12 dimensions through a point near 0
+    poly = Polytope.from_box(A, 0.3 + rng.uniform(0, 0.2, 5))
+    reset_fallback_counts()
+    res = insphere(poly)
+    assert res.method == "clarabel" and res.info["fallback"] is False
+    ref = insphere(poly, method="ipm")
+    np.testing.assert_allclose(res.radius, ref.radius, rtol=RTOL_RADIUS)
+    assert poly.contains(res.center, tol=1e-9)
+    assert fallback_counts() == {"auto_calls": 1, "fallbacks": 0, "failures": 0}
+    reset_fallback_counts()
 
 
 def test_auto_reports_both_failures():

@@ -309,6 +309,58 @@ def angle_tables(
     return pd.concat(frames, ignore_index=True), images
 
 
+def nonredundant_angle_tables(
+    cfg: StudyConfig,
+    models: dict[tuple[str, float], TrainedModel],
+    data: Dataset,
+    point: int,
+    *,
+    runs: list[tuple[str, float]] | None = None,
+    image_size: int | None = 512,
+    n_jobs: int = 2,
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Fig. 4 with the redundant hyperplanes removed (Appendix C), for the region of one test
+    point in each model of ``runs`` (default: all); one region per worker, cached per model.
+
+    Returns the per-layer-pair statistics (model labels added), ``{run: AngleImage}`` and a
+    summary table (redundant rows per layer, LPs solved, seconds) with one row per model.
+    """
+    from ..cache import cache_path
+    from .nonredundant import nonredundant_region
+    from .parallel import map_points
+
+    runs = list(models) if runs is None else list(runs)
+    unknown = [run for run in runs if run not in models]
+    if unknown:
+        raise ValueError(f"runs {unknown} are not among the trained models {list(models)}.")
+    params = {"point": int(point), "size": image_size}
+
+    def key(run):
+        return {"model": Path(models[run].key_path).stem, **params}
+
+    todo = [run for run in runs if not cache_path("nonredundant-angles", key(run), "pkl").exists()]
+    if todo:  # compute the missing regions in parallel, then store each through the cache
+        x = data.X_test[int(point)].astype(np.float64)
+        fresh = map_points(nonredundant_region, x, [models[run].model for run in todo],
+                           n_jobs=n_jobs, desc="redundant rows (eq. 18)", image_size=image_size)
+        for run, res in zip(todo, fresh):
+            cached_measure("nonredundant-angles", models[run], params, lambda res=res: res)
+    frames, images, summary = [], {}, []
+    for run in runs:
+        res = cached_measure("nonredundant-angles", models[run], params, _computed_above)
+        frames.append(_label(res["stats"], run, cfg.lrs))
+        images[run] = res["image"]
+        summary.append({"model": model_name(*run, cfg.lrs), "rows": res["n_rows"],
+                        "redundant": int(res["redundant"].sum()),
+                        **{f"layer {la + 1}": n for la, n in res["per_layer"].items()},
+                        "LPs": res["n_lp"], "seconds": res["seconds"]})
+    return pd.concat(frames, ignore_index=True), images, pd.DataFrame(summary)
+
+
+def _computed_above():
+    raise RuntimeError("internal: a result computed above is missing from the cache.")
+
+
 def surrounding_tables(
     cfg: StudyConfig,
     models: dict[tuple[str, float], TrainedModel],
