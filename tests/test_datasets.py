@@ -62,3 +62,38 @@ def test_idx_rejects_truncated_and_foreign_files(tmp_path):
     (tmp_path / "foreign").write_bytes(b"PK\x03\x04rest")
     with pytest.raises(ValueError, match="not an IDX file"):
         read_idx(tmp_path / "foreign")
+
+
+def _images(n=4, c=3, size=8, seed=0):
+    from lrtools.datasets.base import Dataset
+
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, c, size, size)).astype(np.float32)
+    y = np.arange(n) % 2
+    return Dataset("toy", X, y, X[:2].copy(), y[:2].copy(), ("a", "b"), standin=True, source="Toy.")
+
+
+def test_downsampled_averages_blocks_and_keeps_labels():
+    data = _images()
+    half = data.downsampled(2)
+    assert half.input_shape == (3, 4, 4)
+    # one output pixel is the mean of its 2x2 block, computed by hand
+    block = data.X_train[1, 2, 2:4, 4:6]
+    assert half.X_train[1, 2, 1, 2] == pytest.approx(block.mean(), abs=1e-6)
+    assert np.abs(half.X_train).max() <= 1.0
+    np.testing.assert_array_equal(half.y_train, data.y_train)
+    assert half.standin and "2x2" in half.source
+    assert half.fingerprint() != data.fingerprint()
+    assert data.downsampled(1) is data
+
+
+@pytest.mark.parametrize("factor, match", [(3, "must divide"), (0, "positive integer"),
+                                           (1.5, "positive integer")])
+def test_downsampled_rejects_bad_factors(factor, match):
+    with pytest.raises(ValueError, match=match):
+        _images().downsampled(factor)
+
+
+def test_downsampled_needs_images():
+    with pytest.raises(ValueError, match="needs images"):
+        make_spirals(n_samples=40).downsampled(2)

@@ -87,17 +87,22 @@ class StudyConfig:
         return [(v, lr) for lr in self.lrs for v in self.variants]
 
 
-def load_dataset(name: str) -> Dataset:
-    """The chapter's data set: real when on disk or downloadable, else the labelled stand-in."""
+def load_dataset(name: str, *, downsample: int = 1) -> Dataset:
+    """The chapter's data set: real when on disk or downloadable, else the labelled stand-in.
+
+    ``downsample > 1`` averages the images over blocks of that side
+    (:meth:`lrtools.datasets.base.Dataset.downsampled`): not the paper's setting, a knob for
+    fast runs such as the smoke profile.
+    """
     check_choice(name, "data", DATASETS)
     if name == "mnist":
         from ..datasets.mnist import load_mnist
 
-        return load_mnist()
+        return load_mnist().downsampled(downsample)
     if name == "cifar10":
-        from ..datasets import cifar  # provided by the CIFAR-10 chapter
+        from ..datasets import cifar
 
-        return cifar.load_cifar10()
+        return cifar.load_cifar10().downsampled(downsample)
     from ..datasets import make_spirals
 
     return make_spirals()
