@@ -348,7 +348,7 @@ def nonredundant_angle_tables(
         x = data.X_test[int(point)].astype(np.float64)
         fresh = map_points(nonredundant_region, x, [models[run].model for run in todo],
                            n_jobs=n_jobs, desc="redundant rows (eq. 18)", image_size=image_size)
-        for run, res in zip(todo, fresh):
+        for run, res in zip(todo, fresh, strict=True):
             cached_measure("nonredundant-angles", models[run], params, lambda res=res: res)
     frames, images, summary = [], {}, []
     for run in runs:

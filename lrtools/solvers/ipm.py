@@ -138,7 +138,7 @@ class _SplitRows:
         return self.Gd.T @ v[self.dense_idx] + self.GsT @ v[self.sparse_idx]
 
     def gram(self, d: np.ndarray) -> np.ndarray:
-        """``G^T diag(d) G`` (Fortran order); only its upper triangle is exact, the lower one is not used."""
+        """``G^T diag(d) G`` (Fortran order); only its upper triangle is used and exact."""
         n = self.shape[1]
         if self.dense_idx.size:
             W = self.Gd * np.sqrt(d[self.dense_idx])[:, None]
