@@ -7,6 +7,9 @@ when :math:`x^t` is classified as :math:`t`; Table 2 reports the mean count and 
 distortion :math:`\max_t \|x^t - x^*\|` (eq. 8). Beside the paper's criterion we report the
 exact existence test (margin LP of :func:`lrtools.solvers.maxprob.class_region_exists`) and how
 often the two disagree, and, for Appendix D, how many constraints are active at :math:`x^t`.
+
+The work of one point is split by class when there are fewer points than workers (a CNN region
+costs minutes per point), so both cores stay busy; the result does not depend on the split.
 """
 
 from __future__ import annotations
@@ -16,30 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..regions import linear_region
+from ..regions import linear_region, predict
 from ..solvers.maxprob import class_region_exists, max_log_prob_all
 from .parallel import map_points
 
 __all__ = ["class_regions_point", "class_region_table"]
 
 
-def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1e-6) -> dict:
-    """Table 2 quantities of one test point; see the module docstring.
-
-    Returns
-    -------
-    dict
-        ``n_reached`` (paper's count), ``n_failed`` (classes whose eq. 6 no solver could
-        certify: recorded with their status, never counted), ``n_exists`` (margin LP count),
-        ``disagree``,
-        ``distortion`` (eq. 8), ``on_boundary`` (share of :math:`x^t` with an active
-        constraint, Appendix D), ``mean_active_rows``, ``fallbacks``, ``per_class`` (a
-        DataFrame) and ``xt`` (array of shape (M, *input_shape), for Fig. 5).
-    """
+def _classes_of_point(model, task, *, method: str = "auto", active_tol: float = 1e-6) -> dict:
+    """Per-class rows and :math:`x^t` of one point for the classes of ``task = (x, classes)``."""
+    x, classes = task
     region = linear_region(model, x)
     poly, W, c = region.polytope, region.logit_W, region.logit_b
     table = max_log_prob_all(
-        poly, W, c, x_star=region.x_star, method=method, active_tol=active_tol, on_error="record"
+        poly, W, c, x_star=region.x_star, method=method, active_tol=active_tol,
+        on_error="record", classes=classes,
     )
     per_class = pd.DataFrame(table.to_dict())
     exists = [
@@ -56,6 +50,16 @@ def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1
     per_class["exists_by"] = [e.by for e in exists]
     per_class["n_active"] = per_class["n_active_rows"] + per_class["n_active_box"]
     return {
+        "per_class": per_class,
+        "xt": np.stack([r.x for r in table.results]).reshape(-1, *region.input_shape),
+        "label": int(np.argmax(region.logits(region.x_star))),
+    }
+
+
+def _summary(per_class: pd.DataFrame) -> dict[str, Any]:
+    """Table 2 quantities of one point from its per-class rows (all classes)."""
+    failed = per_class["status"] == "failed"
+    return {
         "n_reached": int(per_class["reached"].sum()),
         "n_failed": int(failed.sum()),
         "n_exists": int(per_class["exists_lp"].sum()),
@@ -65,10 +69,25 @@ def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1
         "mean_active_rows": float(per_class["n_active_rows"].mean()),
         "fallbacks": int(per_class["fallback"].sum()),
         "seconds": float(per_class["seconds"].sum()),
-        "label": int(np.argmax(region.logits(region.x_star))),
-        "per_class": per_class,
-        "xt": np.stack([r.x for r in table.results]).reshape(-1, *region.input_shape),
     }
+
+
+def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1e-6) -> dict:
+    """Table 2 quantities of one test point; see the module docstring.
+
+    Returns
+    -------
+    dict
+        ``n_reached`` (paper's count), ``n_failed`` (classes whose eq. 6 no solver could
+        certify: recorded with their status, never counted), ``n_exists`` (margin LP count),
+        ``disagree``, ``distortion`` (eq. 8), ``on_boundary`` (share of :math:`x^t` with an
+        active constraint, Appendix D), ``mean_active_rows``, ``fallbacks``, ``seconds``,
+        ``label``, ``per_class`` (a DataFrame) and ``xt`` (array of shape (M, *input_shape),
+        for Fig. 5).
+    """
+    part = _classes_of_point(model, (x, None), method=method, active_tol=active_tol)
+    return {**_summary(part["per_class"]), "label": part["label"],
+            "per_class": part["per_class"], "xt": part["xt"]}
 
 
 def class_region_table(
@@ -84,24 +103,31 @@ def class_region_table(
     Returns
     -------
     per_point : DataFrame
-        ``point, label, n_reached, n_exists, disagree, distortion, on_boundary,
-        mean_active_rows, fallbacks, seconds``.
+        ``point, n_reached, n_failed, n_exists, disagree, distortion, on_boundary,
+        mean_active_rows, fallbacks, seconds, label``.
     per_class : DataFrame
         One row per (point, class), see :func:`lrtools.solvers.maxprob.MaxProbTable.to_dict`.
     xt : dict of point -> ndarray of shape (M, *input_shape)
     """
+    X = list(X)
+    n_classes = predict(model, np.asarray(X[:1])).shape[-1] if X else 0
+    parts = 1 if len(X) >= n_jobs else -(-n_jobs // max(len(X), 1))
+    chunks = [c.tolist() for c in np.array_split(np.arange(n_classes), parts) if c.size]
+    tasks = [(x, chunk) for x in X for chunk in chunks]
     results: list[dict[str, Any]] = map_points(
-        class_regions_point,
+        _classes_of_point,
         model,
-        list(X),
+        tasks,
         n_jobs=n_jobs,
         desc="x^t (eq. 6)",
         progress=progress,
         method=method,
     )
     rows, classes, xt = [], [], {}
-    for i, res in enumerate(results):
-        rows.append({"point": i, **{k: v for k, v in res.items() if k not in ("per_class", "xt")}})
-        classes.append(res["per_class"].assign(point=i))
-        xt[i] = res["xt"]
+    for i in range(len(X)):
+        mine = results[i * len(chunks) : (i + 1) * len(chunks)]
+        per_class = pd.concat([r["per_class"] for r in mine], ignore_index=True)
+        rows.append({"point": i, **_summary(per_class), "label": mine[0]["label"]})
+        classes.append(per_class.assign(point=i))
+        xt[i] = np.concatenate([r["xt"] for r in mine])
     return pd.DataFrame(rows), pd.concat(classes, ignore_index=True), xt

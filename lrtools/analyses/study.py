@@ -430,7 +430,8 @@ def class_region_tables(
 
 def select_points_with(data: Dataset, n: int, include_class: int, *, seed: int = 0) -> np.ndarray:
     """:func:`select_points` plus the first test point of ``include_class`` (Fig. 5 / Fig. 11
-    show one point of a given class); sorted, reproducible."""
-    idx = select_points(data, n, seed=seed)
+    show one point of a given class); sorted, reproducible. ``n=0``: that point alone."""
+    check_scalar(n, "n", int, min_val=0)
+    idx = select_points(data, n, seed=seed) if n > 0 else np.zeros(0, dtype=int)
     first = int(np.flatnonzero(data.y_test == include_class)[0])
     return idx if first in idx else np.sort(np.append(idx, first))
