@@ -52,6 +52,7 @@ __all__ = [
     "layer_pair_mean_angles",
     "downsampled_angle_image",
     "nonredundant_angles",
+    "region_angles",
 ]
 
 UNITS = ("degrees", "radians")
@@ -594,3 +595,16 @@ def nonredundant_angles(
     table["redundant_j"] = [removed[la] for la in table["layer_j"]]
     table.attrs["n_redundant"] = int(mask.sum())
     return table
+
+
+def region_angles(model, x, *, image_size: int | None = 512) -> tuple[pd.DataFrame, AngleImage]:
+    """Fig. 4 / Fig. 10 for the region of one point: per-layer-pair statistics and the image.
+
+    Builds the region of ``x`` (:func:`lrtools.regions.linear_region`) and returns
+    :func:`layer_pair_mean_angles` and :func:`downsampled_angle_image` (``size=image_size``);
+    memory stays bounded by a few tiles, whatever the number of hyperplanes.
+    """
+    from ..regions import linear_region
+
+    region = linear_region(model, np.asarray(x, dtype=np.float64))
+    return layer_pair_mean_angles(region), downsampled_angle_image(region, size=image_size)

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..regions import _eval64, _layers
 
-__all__ = ["architecture_table", "count_hyperplanes"]
+__all__ = ["architecture_table", "count_hyperplanes", "region_cost"]
 
 COLUMNS = ["layer", "parameters", "activation", "output_shape", "trainable", "hyperplanes", "rows"]
 _AFFINE = (nn.Linear, nn.Conv2d)
@@ -247,3 +247,20 @@ def count_hyperplanes(model: nn.Module, input_shape: Sequence[int]) -> int:
     3072
     """
     return int(architecture_table(model, input_shape)["hyperplanes"].sum())
+
+
+def region_cost(model: nn.Module, x: np.ndarray) -> dict:
+    """Size and build time of the region of ``x`` (eq. 4): rows, dimensions, share non-zero.
+
+    Meant to be run under :func:`lrtools.memory.peak_memory` to report the memory of the
+    region construction at full CNN size (Appendix E).
+    """
+    import time
+
+    from ..regions import linear_region
+
+    t0 = time.perf_counter()
+    A = linear_region(model, np.asarray(x, dtype=np.float64)).polytope.A
+    seconds = time.perf_counter() - t0
+    return {"rows": int(A.shape[0]), "dims": int(A.shape[1]),
+            "nonzero": float(np.count_nonzero(A) / A.size), "seconds": seconds}
