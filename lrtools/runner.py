@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,11 @@ def _cmd_profiles(args: argparse.Namespace) -> None:
     print(f"chapters: {chapters(root)}")
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM handler: exit through ``finally`` blocks, so no temporary notebook is left."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lrbook`` command."""
     parser = argparse.ArgumentParser(prog="lrbook", description=__doc__.split("\n\n")[0])
@@ -321,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_profiles)
     args = parser.parse_args(argv)
     _single_threaded()
+    signal.signal(signal.SIGTERM, _terminate)  # clean up half-written notebooks on kill
     try:
         args.func(args)
     except RunnerError as exc:

@@ -125,3 +125,22 @@ def test_shared_parameters_apply_where_defined(tmp_path):
     (root / "params" / "shared.yaml").write_text("shared:\n  sead: 7\n")
     with pytest.raises(RunnerError, match=r"shared parameter\(s\) \['sead'\]"):
         load_profile(root, "shared")
+
+
+def test_interrupted_run_leaves_no_temporary_notebook(tmp_path, monkeypatch):
+    """A kill (SIGTERM becomes SystemExit) while papermill runs leaves book/chapters clean."""
+    import signal
+
+    import papermill
+
+    root = _copy_book_sources(tmp_path)
+
+    def killed(*args, **kwargs):
+        runner._terminate(signal.SIGTERM, None)
+
+    monkeypatch.setattr(papermill, "execute_notebook", killed)
+    with pytest.raises(SystemExit) as exc:
+        runner.execute_chapter(root, "toy_spirals", {}, "smoke")
+    assert exc.value.code == 128 + signal.SIGTERM
+    chapters = root / runner.CHAPTER_DIR
+    assert list(chapters.iterdir()) == []  # neither the temporary file nor a partial result
