@@ -2,8 +2,10 @@
 
 ``tracemalloc`` misses torch's allocations and the kernel's own peak includes everything that ran
 before; a fresh process started with ``spawn`` gives an honest number: its peak resident set
-size (``ru_maxrss``) after the call, next to its size before the call (interpreter, numpy,
-torch and the unpickled arguments).
+size during the call, next to its size before the call (interpreter, numpy, torch and the
+unpickled arguments). On Linux the peak is the process's ``VmHWM`` (``/proc/self/status``),
+reset just before the call; ``ru_maxrss`` is not used there because it survives ``execve`` and so
+starts at the parent's size.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["PeakMemory", "peak_memory"]
@@ -47,6 +50,29 @@ class PeakMemory:
         return max(self.peak_bytes - self.baseline_bytes, 0)
 
 
+_STATUS = Path("/proc/self/status")
+
+
+def _status_bytes(field: str) -> int | None:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in bytes; None if absent."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False if not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def _maxrss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
@@ -56,10 +82,13 @@ def _measured(func: Callable, args: tuple, kwargs: dict) -> tuple[Any, int, int,
     import torch
 
     torch.set_num_threads(1)
-    before = _maxrss_bytes()
+    use_hwm = _status_bytes("VmRSS") is not None and _reset_peak()
+    before = _status_bytes("VmRSS") if use_hwm else _maxrss_bytes()
     t0 = time.perf_counter()
     value = func(*args, **kwargs)
-    return value, _maxrss_bytes(), before, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    peak = _status_bytes("VmHWM") if use_hwm else _maxrss_bytes()
+    return value, max(peak, before), before, seconds
 
 
 def peak_memory(func: Callable[..., Any], *args: Any, **kwargs: Any) -> PeakMemory:
