@@ -344,3 +344,22 @@ def test_lp_ipm_validation():
         lp_ipm(np.ones(2), np.ones((4, 2)), np.ones(4), threads=0)
     with pytest.raises(ValueError, match="G contains NaN"):
         lp_ipm(np.ones(2), sparse.csr_matrix(np.array([[np.nan, 1.0]])), np.ones(1))
+
+
+def test_lp_ipm_stop_callback():
+    from lrtools.solvers.ipm import lp_ipm
+
+    G = [[1, 0], [0, 1], [-1, 0], [0, -1]]
+    seen = []
+
+    def stop(y, lam):
+        seen.append(y.copy())
+        return len(seen) == 2
+
+    res = lp_ipm([-1.0, -1.0], G, [1, 2, 0, 0], stop=stop)
+    assert res.status == "stopped" and not res.success and len(seen) == 2
+    np.testing.assert_array_equal(res.y, seen[-1])
+    full = lp_ipm([-1.0, -1.0], G, [1, 2, 0, 0], stop=lambda y, lam: False)
+    assert full.status == "optimal"
+    with pytest.raises(TypeError, match="stop must be callable"):
+        lp_ipm([-1.0, -1.0], G, [1, 2, 0, 0], stop=1)

@@ -340,6 +340,25 @@ def test_witness_shortcut_gives_the_lp_answer_20d(region_20d):
     assert n_witness == table.n_classes_reached > 0
 
 
+def test_sign_only_margin_lp_gives_the_full_answer_20d(region_20d):
+    _, r = region_20d
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    early = 0
+    for t in range(W.shape[0]):
+        full = class_region_exists(poly, W, c, t, x_star=r.x_star)
+        fast = class_region_exists(poly, W, c, t, x_star=r.x_star, sign_only=True)
+        assert fast.exists == full.exists and fast.status == full.status
+        # the bounds bracket the exact optimum s* of the full solve
+        assert fast.margin <= full.margin_upper + 1e-9
+        assert fast.margin_upper >= full.margin - 1e-9
+        if fast.exists:
+            assert poly.contains(fast.x, tol=0.0) and fast.margin > 0
+        else:
+            assert fast.margin_upper <= -1e-9
+        early += fast.by == "lp-sign"
+    assert early > 0  # the early stop did happen
+
+
 def test_witness_outside_the_region_is_not_trusted(region_20d):
     _, r = region_20d
     W, c, poly = r.logit_W, r.logit_b, r.polytope

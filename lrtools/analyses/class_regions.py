@@ -39,7 +39,7 @@ def _classes_of_point(model, task, *, method: str = "auto", active_tol: float = 
     exists = [
         class_region_exists(
             poly, W, c, r.target, x_star=region.x_star,
-            witness=r.x if np.all(np.isfinite(r.x)) else None,
+            witness=r.x if np.all(np.isfinite(r.x)) else None, sign_only=True,
         )
         for r in table.results
     ]

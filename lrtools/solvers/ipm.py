@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,8 @@ class LPResult:
     lam : ndarray of shape (m,)
         Dual multipliers :math:`\\lambda > 0`, one per row of ``G``.
     status : str
-        ``"optimal"``, ``"max_iter"``, ``"stalled"``, ``"numerical_error"``,
+        ``"optimal"``, ``"max_iter"``, ``"stalled"``, ``"numerical_error"``, ``"stopped"`` (by
+        the caller's ``stop``),
         ``"primal_infeasible"`` (a :math:`\\lambda \\ge 0` with :math:`G^T\\lambda \\approx 0`,
         :math:`h^T\\lambda < 0` was found) or ``"dual_infeasible"`` (a ray ``G u <= 0`` with
         ``c^T u < 0``: the LP is unbounded).
@@ -294,6 +296,7 @@ def lp_ipm(
     gap_atol: float = 0.0,
     dense_row_fraction: float = 0.05,
     threads: int | None = None,
+    stop: Callable[[np.ndarray, np.ndarray], bool] | None = None,
 ) -> LPResult:
     r"""Solve ``min c^T y s.t. G y <= h`` with Mehrotra's predictor-corrector method.
 
@@ -322,6 +325,11 @@ def lp_ipm(
         BLAS threads during the solve (set with ``threadpoolctl``); ``None`` keeps the current
         setting. On cores shared with other jobs, ``threads=1`` avoids OpenBLAS
         oversubscription, which can make the Cholesky factorisation 10-60x slower.
+    stop : callable, optional
+        ``stop(y, lam) -> bool``, called on every iterate before the convergence test; when it
+        returns True the method stops with status ``"stopped"`` (``success`` False) and returns
+        that iterate. For callers that only need a certified property of the optimum (e.g. its
+        sign, from a weak-duality bound) and check it themselves.
 
     Returns
     -------
@@ -360,8 +368,10 @@ def lp_ipm(
     c, G, h = _validate(c, G, h, opts)
     if threads is not None:
         check_scalar(threads, "threads", int, min_val=1)
+    if stop is not None and not callable(stop):
+        raise TypeError(f"stop must be callable or None; got {type(stop).__name__}.")
     with _blas_threads(threads):
-        return _lp_ipm(c, G, h, opts)
+        return _lp_ipm(c, G, h, opts, stop)
 
 
 def _blas_threads(threads: int | None):
@@ -409,7 +419,7 @@ def _polish_dual(rows, F, d, c, h, y, lam, meas, opts, rounds: int = 3):
     return lam, meas
 
 
-def _lp_ipm(c, G, h, opts: _Settings) -> LPResult:
+def _lp_ipm(c, G, h, opts: _Settings, stop=None) -> LPResult:
     """The iterations of :func:`lp_ipm` on validated inputs."""
     t0 = time.perf_counter()
     rows = _SplitRows(G, opts.dense_row_fraction)
@@ -428,6 +438,9 @@ def _lp_ipm(c, G, h, opts: _Settings) -> LPResult:
     small_steps, best, since_best = 0, np.inf, 0
     while True:
         meas = _measures(rows, c, h, y, lam)
+        if stop is not None and it > 0 and stop(y, lam):
+            status = "stopped"
+            break
         if _converged(meas, opts):
             status = "optimal"
             if F is not None:

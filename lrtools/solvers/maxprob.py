@@ -1139,6 +1139,7 @@ def class_region_exists(
     tol: float = 1e-9,
     gap_tol: float = 1e-7,
     method: str = "auto",
+    sign_only: bool = False,
 ) -> ClassRegionResult:
     r"""Whether class ``t``'s classification region meets the region, by a margin LP.
 
@@ -1171,6 +1172,12 @@ def class_region_exists(
         region in float64 and has margin ``> tol``, class ``t`` exists and the LP is skipped
         (``by="witness"``); otherwise the LP is solved as usual. The answer (exists or not) is
         the same either way; only ``margin`` is then a lower bound instead of :math:`s^*`.
+    sign_only : bool, default=False
+        Stop the interior-point LP as soon as the answer is certified: a feasible iterate with
+        margin ``> tol`` (exists), or a weak-duality bound :math:`s^* \le` ``-tol`` (absent).
+        ``exists`` is the same as with the full solve; ``margin`` and ``margin_upper`` are then
+        only bounds (``by="lp-sign"``, ``gap`` possibly large). Several times faster on CNN
+        regions, where the full LP takes 60-100 s.
     tol : float, default=1e-9
         Margins within ``tol`` of 0 are reported as ``"tie"``.
     gap_tol : float, default=1e-7
@@ -1205,8 +1212,9 @@ def class_region_exists(
                 time.perf_counter() - t0, by="witness",
             )
     obj, G, h, bounds = _margin_lp(poly, W, c, t)
+    stop = _sign_stop(obj, G, h, bounds, poly, W, c, t, tol) if sign_only else None
     try:
-        res = _solve_lp(obj, G, h, bounds, "ipm" if method == "auto" else method, poly, t)
+        res = _solve_lp(obj, G, h, bounds, "ipm" if method == "auto" else method, poly, t, stop)
     except SolverError:
         if method != "auto":
             raise
@@ -1217,15 +1225,30 @@ def class_region_exists(
     margin = _margin(W, c, t, x)
     upper = -_lp_lower_bound(obj, G, h, bounds, -res.ineqlin.marginals)
     gap = upper - margin
-    if not np.isfinite(gap) or gap > gap_tol * (1.0 + abs(margin)):
+    decided = sign_only and (margin > tol or upper <= -tol)
+    if not decided and (not np.isfinite(gap) or gap > gap_tol * (1.0 + abs(margin))):
         raise SolverError(
             f"margin LP for class {t} ({method}) has certified gap {gap:.3g} > {gap_tol:g} on "
             f"{poly.n_rows} rows x {poly.dim} dims."
         )
     status = "exists" if margin > tol else ("absent" if upper <= -tol else "tie")
     return ClassRegionResult(
-        t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0
+        t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0,
+        by="lp-sign" if getattr(res, "stopped", False) else "lp",
     )
+
+
+def _sign_stop(obj, G, h, bounds, poly, W, c, t, tol):
+    """``stop(y, lam)`` for :func:`lp_ipm`: True once the sign of the margin LP is certified."""
+    n_g, d = G.shape[0], poly.dim
+
+    def stop(y: np.ndarray, lam: np.ndarray) -> bool:
+        if -_lp_lower_bound(obj, G, h, bounds, lam[:n_g]) <= -tol:
+            return True  # certified absent
+        x = y[:d]
+        return _min_slack(poly, x) >= 0 and _margin(W, c, t, x) > tol  # certified witness
+
+    return stop
 
 
 def _margin(W: np.ndarray, c: np.ndarray, t: int, x: np.ndarray) -> float:
@@ -1263,9 +1286,9 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     return obj, G, h, bounds
 
 
-def _solve_lp(obj, G, h, bounds, method, poly, t):
+def _solve_lp(obj, G, h, bounds, method, poly, t, stop=None):
     if method == "ipm":
-        return _solve_lp_ipm(obj, G, h, bounds, poly, t)
+        return _solve_lp_ipm(obj, G, h, bounds, poly, t, stop)
     from scipy.optimize import linprog
 
     res = linprog(obj, A_ub=G, b_ub=h, bounds=bounds, method=method)
@@ -1277,7 +1300,7 @@ def _solve_lp(obj, G, h, bounds, method, poly, t):
     return res
 
 
-def _solve_lp_ipm(obj, G, h, bounds, poly, t):
+def _solve_lp_ipm(obj, G, h, bounds, poly, t, stop=None):
     """The margin LP with :func:`lrtools.solvers.ipm.lp_ipm`, in ``linprog``'s result shape.
 
     The variable bounds become inequality rows; only the multipliers of ``G`` are returned
@@ -1294,13 +1317,14 @@ def _solve_lp_ipm(obj, G, h, bounds, poly, t):
     eye = sparse.identity(n, format="csr")
     G_full = sparse.vstack([G, eye, -eye], format="csr")
     h_full = np.concatenate([h, bounds[:, 1], -bounds[:, 0]])
-    res = lp_ipm(obj, G_full, h_full)
-    if not res.success:
+    res = lp_ipm(obj, G_full, h_full, stop=stop)
+    if not (res.success or res.status == "stopped"):
         raise SolverError(
             f"margin LP for class {t} with lp_ipm: status {res.status} on {poly.n_rows} rows x "
             f"{poly.dim} dims."
         )
-    return SimpleNamespace(x=res.y, ineqlin=SimpleNamespace(marginals=-res.lam[: G.shape[0]]))
+    return SimpleNamespace(x=res.y, ineqlin=SimpleNamespace(marginals=-res.lam[: G.shape[0]]),
+                           stopped=res.status == "stopped")
 
 
 def _lp_lower_bound(obj, G, h, bounds, y) -> float:
