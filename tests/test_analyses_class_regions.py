@@ -26,3 +26,19 @@ def test_split_by_class_equals_whole_point():
         (per_class["predicted"] == per_class["class"]).sum()
     )
     assert per_point.loc[0, "n_exists"] >= per_point.loc[0, "n_reached"]
+
+
+def test_skipping_the_exact_test_keeps_the_paper_count():
+    net = build_mlp(20, [12, 12], 4, seed=1).eval()
+    X = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 20))
+    exact = class_region_table(net, X, n_jobs=1, progress=False)
+    quick = class_region_table(net, X, n_jobs=1, progress=False, exact=False)
+    for key in ("n_reached", "distortion", "label"):
+        np.testing.assert_array_equal(quick[0][key], exact[0][key])
+    pc = quick[1]
+    reached = pc["reached"].to_numpy(bool)
+    assert (pc.loc[reached, "exists_by"] == "witness").all()  # witnesses are free
+    assert pc.loc[~reached, "exists_lp"].isna().all()  # the LP was not run
+    if (~reached).any():
+        assert quick[0]["n_exists"].isna().all() and quick[0]["disagree"].isna().all()
+    assert (~reached).any()
