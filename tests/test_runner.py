@@ -78,7 +78,7 @@ def _copy_book_sources(tmp_path: Path) -> Path:
     root.mkdir()
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
-    for name in ("book", "notebooks", "params"):
+    for name in ("book", "notebooks", "params", "_static"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("chapters"))
     return root
 
@@ -101,6 +101,10 @@ def test_smoke_build_produces_the_book(tmp_path):
     ):
         assert needle in page, needle
     assert page.count("<img") >= 3
+    assert "lrbook.css" in page  # hides Sphinx's "Fig. N"; captions carry the paper's numbers
+    cifar = (html / "book" / "chapters" / "cifar_decision.html").read_text()
+    for needle in ("Table 4", "Fig. 11", "7.811", "automobile"):
+        assert needle in cifar, needle
     executed = nbformat.read(root / "book" / "chapters" / "toy_spirals.ipynb", as_version=4)
     hidden = [
         c
