@@ -296,7 +296,7 @@ def plot_angle_images(
         figsize=(3.3 * len(col_order) + 1.2, 3.2 * len(row_order)),
         constrained_layout=True,
     )
-    cmap = sns.color_palette("icefire", as_cmap=True)
+    cmap = sns.color_palette("vlag", as_cmap=True)  # white at 90 degrees (orthogonal)
     im = None
     for i, r in enumerate(row_order):
         for j, c in enumerate(col_order):
