@@ -58,11 +58,12 @@ def _classes_of_point(
 
 def _existence(poly, W, c, res, x_star, exact: bool):
     """The exact existence test of one class, or None when skipped (``exact=False``)."""
-    witness = res.x if np.all(np.isfinite(res.x)) else None
-    if not exact:
-        z = W @ res.x + c if witness is not None else None
-        if z is None or z[res.target] <= np.max(np.delete(z, res.target)):
-            return None  # no free witness, and the LP is not run
+    if res.status == "failed":
+        witness = None
+    elif not exact and not res.reaches_class:
+        return None  # x^t is no witness, and the LP is not run
+    else:
+        witness = res.x
     return class_region_exists(
         poly, W, c, res.target, x_star=x_star, witness=witness, sign_only=True
     )

@@ -56,12 +56,14 @@ def nonredundant_region(x: np.ndarray, model, *, image_size: int | None = 512) -
     res = redundant_rows(region.polytope)
     seconds = time.perf_counter() - t0
     mask = np.asarray(res.redundant, dtype=bool)
-    layers = np.unique(region.layer)
+    stats = nonredundant_angles(region, mask)
+    diagonal = stats[stats["layer_i"] == stats["layer_j"]]
     return {
-        "stats": nonredundant_angles(region, mask),
+        "stats": stats,
         "image": downsampled_angle_image(region, size=image_size, rows=~mask),
         "redundant": mask,
-        "per_layer": {int(la): int(np.count_nonzero(mask & (region.layer == la))) for la in layers},
+        "per_layer": dict(zip(diagonal["layer_i"].tolist(), diagonal["redundant_i"].tolist(),
+                              strict=True)),
         "n_rows": int(mask.size),
         "n_lp": int(res.n_lp),
         "seconds": seconds,

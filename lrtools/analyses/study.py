@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_choice, check_scalar
-from ..cache import cached_pickle
+from ..cache import cache_path, cached_pickle
 from ..datasets.base import Dataset
 from ..models import VARIANTS
 from ..training import ModelSpec, TrainConfig, TrainedModel, fit
@@ -162,8 +162,16 @@ def cached_measure(
     ``params`` must hold every other input of the measurement (point indices, solver
     settings, counts...), so that changing any of them recomputes, and nothing else does.
     """
-    key = {"model": Path(trained.key_path).stem, **params}
-    return cached_pickle(kind, key, compute)
+    return cached_pickle(kind, _measure_key(trained, params), compute)
+
+
+def _measure_key(trained: TrainedModel, params: dict[str, Any]) -> dict[str, Any]:
+    return {"model": Path(trained.key_path).stem, **params}
+
+
+def is_cached(kind: str, trained: TrainedModel, params: dict[str, Any]) -> bool:
+    """Whether :func:`cached_measure` would load ``kind`` for ``(trained, params)`` from disk."""
+    return cache_path(kind, _measure_key(trained, params), "pkl").exists()
 
 
 def accuracy_table(
@@ -330,7 +338,6 @@ def nonredundant_angle_tables(
     Returns the per-layer-pair statistics (model labels added), ``{run: AngleImage}`` and a
     summary table (redundant rows per layer, LPs solved, seconds) with one row per model.
     """
-    from ..cache import cache_path
     from .nonredundant import nonredundant_region
     from .parallel import map_points
 
@@ -338,21 +345,22 @@ def nonredundant_angle_tables(
     unknown = [run for run in runs if run not in models]
     if unknown:
         raise ValueError(f"runs {unknown} are not among the trained models {list(models)}.")
-    params = {"point": int(point), "size": image_size}
-
-    def key(run):
-        return {"model": Path(models[run].key_path).stem, **params}
-
-    todo = [run for run in runs if not cache_path("nonredundant-angles", key(run), "pkl").exists()]
-    if todo:  # compute the missing regions in parallel, then store each through the cache
+    kind, params = "nonredundant-angles", {"point": int(point), "size": image_size}
+    results = {
+        run: cached_measure(kind, models[run], params, _computed_above)
+        for run in runs
+        if is_cached(kind, models[run], params)
+    }
+    todo = [run for run in runs if run not in results]
+    if todo:  # the missing regions in parallel, one per worker, each stored through the cache
         x = data.X_test[int(point)].astype(np.float64)
         fresh = map_points(nonredundant_region, x, [models[run].model for run in todo],
                            n_jobs=n_jobs, desc="redundant rows (eq. 18)", image_size=image_size)
         for run, res in zip(todo, fresh, strict=True):
-            cached_measure("nonredundant-angles", models[run], params, lambda res=res: res)
+            results[run] = cached_measure(kind, models[run], params, lambda res=res: res)
     frames, images, summary = [], {}, []
     for run in runs:
-        res = cached_measure("nonredundant-angles", models[run], params, _computed_above)
+        res = results[run]
         frames.append(_label(res["stats"], run, cfg.lrs))
         images[run] = res["image"]
         summary.append({"model": model_name(*run, cfg.lrs), "rows": res["n_rows"],
@@ -363,7 +371,7 @@ def nonredundant_angle_tables(
 
 
 def _computed_above():
-    raise RuntimeError("internal: a result computed above is missing from the cache.")
+    raise RuntimeError("internal: a cache entry found on disk vanished before it was read.")
 
 
 def surrounding_tables(

@@ -377,23 +377,26 @@ def _insphere_auto(poly: Polytope, **options) -> InsphereResult:
     factorisation (1,380 rows x 3,072 dims: 13 s against 4.3 s on 2 cores).
     """
     _COUNTS["auto_calls"] += 1
-    first, second = (insphere_ipm, insphere_cvxpy), ("IPM", "Clarabel")
+    solvers = [
+        ("IPM", lambda: insphere_ipm(poly, **options)),
+        ("Clarabel", lambda: insphere_cvxpy(poly)),
+    ]
     if poly.n_rows < poly.dim:
-        first, second = first[::-1], second[::-1]
+        solvers.reverse()
+    (name1, first), (name2, second) = solvers
     try:
-        res = first[0](poly, **options) if first[0] is insphere_ipm else first[0](poly)
+        res = first()
         res.info.setdefault("fallback", False)
         return res
     except SolverError as exc:
         reason = str(exc)
     _COUNTS["fallbacks"] += 1
     try:
-        ref = first[1](poly, **options) if first[1] is insphere_ipm else first[1](poly)
+        ref = second()
     except SolverError as exc:
         _COUNTS["failures"] += 1
         raise SolverError(
-            f"insphere (eq. 5) failed with both solvers. {second[0]}: {reason} "
-            f"{second[1]}: {exc}"
+            f"insphere (eq. 5) failed with both solvers. {name1}: {reason} {name2}: {exc}"
         ) from exc
     ref.info.update(fallback=True, fallback_reason=reason)
     return ref

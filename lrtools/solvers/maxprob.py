@@ -1204,7 +1204,7 @@ def class_region_exists(
     check_choice(method, "method", ("auto", "ipm", "highs", "highs-ds", "highs-ipm"))
     witness = _check_point(poly, witness, "witness")
     t0 = time.perf_counter()
-    if witness is not None and np.all(np.isfinite(witness)) and _min_slack(poly, witness) >= 0:
+    if witness is not None and _min_slack(poly, witness) >= 0:
         margin = _margin(W, c, t, witness)
         if margin > tol:
             return ClassRegionResult(
