@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._forward import ReLUNetwork
 from ._validation import check_array, check_scalar
 
 __all__ = ["pgd"]
@@ -41,8 +42,8 @@ def pgd(
     Parameters
     ----------
     model : torch.nn.Sequential
-        Used in eval mode (float64), not modified.
-    X : ndarray of shape (n, *input_shape)
+        A supported ReLU network, used in eval mode (float64), not modified.
+    X : array-like of shape (n, *input_shape)
         Clean inputs in the box.
     y : ndarray of shape (n,)
         Their labels.
@@ -64,18 +65,14 @@ def pgd(
     ndarray of shape (n, *input_shape)
         Adversarial examples (float64); not all of them need to be misclassified.
     """
-    import copy
-
     check_scalar(eps, "eps", float, min_val=0.0, include_min=False)
     check_scalar(step_size, "step_size", float, min_val=0.0, include_min=False)
     check_scalar(steps, "steps", int, min_val=1)
-    X = check_array(X, "X")
+    net = ReLUNetwork(model)
+    X = np.ascontiguousarray(net.spec.batch(X, "X"))
     y = check_array(y, "y", ndim=1, dtype=np.int64)
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}.")
-    net = copy.deepcopy(model).double().eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
     x0 = torch.from_numpy(X)
     target = torch.from_numpy(y)
     lo, hi = box
@@ -87,7 +84,7 @@ def pgd(
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     for _ in range(steps):
         x.requires_grad_(True)
-        loss = loss_fn(net(x), target)
+        loss = loss_fn(net.forward(x), target)
         (grad,) = torch.autograd.grad(loss, x)
         with torch.no_grad():
             x = x + step_size * grad.sign()

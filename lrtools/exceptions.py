@@ -20,3 +20,22 @@ class CacheError(LRToolsError):
 
 class DataUnavailableError(LRToolsError):
     """A data set is neither on disk nor downloadable; the message says where to put it."""
+
+
+class UnsupportedModelError(LRToolsError, TypeError):
+    """The model cannot be represented exactly (a layer type, a custom forward, BatchNorm
+    without running statistics, ...); the message names the module and what to do."""
+
+
+class InputShapeError(LRToolsError, ValueError):
+    """An input does not have the model's input shape; the message gives the expected and the
+    received shape and a fix (scikit-learn style)."""
+
+
+class RunnerError(LRToolsError):
+    """A user-facing problem with a profile, a parameter or a chapter name."""
+
+
+class DataFallbackWarning(UserWarning):
+    """A real data set was unavailable and an offline stand-in is used; the message (and the
+    data set's ``fallback_reason``) names the missing or invalid file."""

@@ -15,9 +15,18 @@ intersected with the input box, and on it the logits are the affine map
 
 The rows are built by layer-wise affine propagation in float64 (Appendix B): the input's
 affine parametrisation ``x = x* + I (x - x*)`` is pushed through each layer with the ReLU masks
-frozen at :math:`x^*`, so every affine layer (Linear, Conv2d, BatchNorm in eval mode, Dropout in
-eval mode, Flatten) is applied to a batch of ``d`` basis directions at once; no per-row autograd.
+frozen at :math:`x^*` (the push kernel of :mod:`lrtools._forward`, the one place that knows the
+supported layers: Linear, Conv2d, BatchNorm in eval mode, Dropout in eval mode, Flatten), so
+every affine layer is applied to a batch of ``d`` basis directions at once; no per-row autograd.
 A unit with :math:`h_i(x^*) = 0` is treated as inactive (its row reads :math:`-h_i \ge 0`).
+
+Beside the region live its two derived quantities used by Section 3.5: the logit Jacobian
+:math:`J` of eq. (7) (:func:`logit_jacobian`, cheaper than the whole region) and random
+directions of its null space :math:`N(A)` of eq. (10) (:func:`null_space_directions`).
+
+Inputs follow one contract (:class:`lrtools._forward.InputSpec`): one input is
+``input_shape`` or ``(1, *input_shape)``, a batch is ``(n, *input_shape)``; anything else
+raises a ``ValueError`` that names the expected and the received shape.
 
 References
 ----------
@@ -26,14 +35,16 @@ References
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_array
+from ._forward import SUPPORTED_LAYERS, ReLUNetwork
+from ._validation import check_array, check_scalar
+from .exceptions import LRToolsError
 from .polytope import Polytope
 
 __all__ = [
@@ -44,53 +55,13 @@ __all__ = [
     "preactivations",
     "predict",
     "layer_sizes",
+    "logit_jacobian",
+    "null_space_directions",
 ]
 
-SUPPORTED_LAYERS = (
-    nn.Linear,
-    nn.Conv2d,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.Dropout,
-    nn.Flatten,
-    nn.Identity,
-    nn.ReLU,
-)
 
-
-def _layers(model: nn.Module) -> list[nn.Module]:
-    """Flatten (nested) ``nn.Sequential`` into its leaf layers, rejecting unsupported ones."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(
-            f"model must be a torch.nn.Sequential of supported layers; got {type(model).__name__}. "
-            "Wrap your layers in nn.Sequential(...)."
-        )
-    out: list[nn.Module] = []
-    for m in model:
-        if isinstance(m, nn.Sequential):
-            out += _layers(m)
-        elif isinstance(m, SUPPORTED_LAYERS):
-            out.append(m)
-        else:
-            names = ", ".join(c.__name__ for c in SUPPORTED_LAYERS)
-            raise TypeError(
-                f"layer {type(m).__name__} is not supported by lrtools.regions; supported layers "
-                f"are {names} (piecewise-linear networks with ReLU only)."
-            )
-    return out
-
-
-def _eval64(model: nn.Module) -> list[nn.Module]:
-    """Float64 eval-mode copies of the layers (BatchNorm: running statistics; Dropout: off)."""
-    layers = _layers(model)
-    return [copy.deepcopy(m).double().eval() for m in layers]
-
-
-def _as_batch(model: nn.Module, X, name: str = "X") -> torch.Tensor:
-    X = check_array(X, name)
-    if X.ndim == 0:
-        raise ValueError(f"{name} must be a batch of inputs; got a scalar.")
-    return torch.from_numpy(np.ascontiguousarray(X))
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
 
 
 @torch.no_grad()
@@ -108,39 +79,59 @@ def preactivations(model: nn.Module, X) -> list[np.ndarray]:
     -------
     list of ndarray of shape (n, n_l)
         One array per hidden layer, units flattened in (C, H, W) order.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a batch of the model's inputs (e.g. a single input: use ``X[None]``).
     """
-    h = _as_batch(model, X)
-    out = []
-    for m in _eval64(model):
-        if isinstance(m, nn.ReLU):
-            out.append(h.reshape(h.shape[0], -1).numpy().copy())
-        h = m(h)
-    return out
+    net = ReLUNetwork(model)
+    X = net.spec.batch(X, "X")
+    return [h.numpy().copy() for h in net.preactivations(_tensor(X))]
 
 
 def activation_patterns(model: nn.Module, X) -> np.ndarray:
     """Activation pattern (unit active iff its pre-activation is > 0) of each input.
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+    X : array-like of shape (n, *input_shape)
 
     Returns
     -------
     ndarray of bool, shape (n, n_hidden)
         Hidden units of all layers concatenated in layer order.
     """
-    return np.concatenate([p > 0 for p in preactivations(model, X)], axis=1)
+    pre = preactivations(model, X)
+    if not pre:
+        return np.zeros((len(np.asarray(X)), 0), dtype=bool)
+    return np.concatenate([p > 0 for p in pre], axis=1)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, X) -> np.ndarray:
-    """Logits of a batch of inputs in float64 and eval mode, shape (n, M)."""
-    h = _as_batch(model, X)
-    for m in _eval64(model):
-        h = m(h)
-    return h.reshape(h.shape[0], -1).numpy()
+    """Logits of a batch of inputs in float64 and eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+    X : array-like of shape (n, *input_shape)
+        A batch; one input ``x`` is ``x[None]``.
+
+    Returns
+    -------
+    ndarray of shape (n, M)
+    """
+    net = ReLUNetwork(model)
+    X = net.spec.batch(X, "X")
+    return net.forward(_tensor(X)).numpy()
 
 
 def layer_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> list[int]:
     """Number of hidden units of each hidden layer for inputs of ``input_shape``."""
-    return [p.shape[1] for p in preactivations(model, np.zeros((1, *input_shape)))]
+    net = ReLUNetwork(model)
+    return net.layer_sizes(net.spec.check_shape(input_shape))
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,33 +192,6 @@ class Region:
         return self.polytope.with_rows(self.layer < n_layers)
 
 
-def _propagate(
-    layers: list[nn.Module], x: torch.Tensor, track_linear: bool = True
-) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
-    """Push ``x`` and the identity directions through the layers with ReLU masks frozen at x.
-
-    Returns the (value, linear part) entering each ReLU, and the final value and linear part.
-    ``value`` has shape (1, *shape); ``lin`` has shape (d, *shape) with ``lin[k]`` the derivative
-    of the tensor along input coordinate ``k``.
-    """
-    d = x.numel()
-    v = x.reshape(1, *x.shape)
-    lin = torch.eye(d, dtype=torch.float64).reshape(d, *x.shape)
-    relu_inputs = []
-    for m in layers:
-        if isinstance(m, nn.ReLU):
-            relu_inputs.append((v, lin))
-            mask = (v > 0).to(v.dtype)
-            v, lin = v * mask, lin * mask
-        elif isinstance(m, nn.Flatten | nn.Dropout | nn.Identity):
-            v, lin = m(v), m(lin)
-        else:
-            # affine layer f(y) = L y + f(0): the linear part maps directions by L only
-            offset = m(torch.zeros_like(v))
-            v, lin = m(v), m(lin) - offset
-    return relu_inputs, v, lin
-
-
 @torch.no_grad()
 def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)) -> Region:
     """The linear region of ``x`` as a float64 H-representation (eq. 1-4, Appendix B of [1]).
@@ -238,8 +202,8 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
         ReLU network of Linear, Conv2d, BatchNorm1d/2d, Dropout, Flatten and ReLU layers.
         BatchNorm and Dropout are used in eval mode (BN folds to an affine map; dropout is the
         identity), whatever mode the model is in; the model itself is not modified.
-    x : array-like of shape input_shape
-        One input, without batch dimension: ``(784,)`` for an MLP, ``(3, 32, 32)`` for a CNN.
+    x : array-like of shape input_shape or (1, *input_shape)
+        One input: ``(784,)`` for an MLP, ``(3, 32, 32)`` for a CNN.
     box : tuple of float, default=(-1.0, 1.0)
         The input domain ``[lo, hi]^d`` (pixels rescaled to [-1, 1] in the paper).
 
@@ -247,6 +211,14 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
     -------
     Region
         Rows ordered by layer then unit; the logits' affine map (eq. 7).
+
+    Raises
+    ------
+    TypeError
+        If the model is not supported (:func:`lrtools._forward.leaf_layers`).
+    ValueError
+        If ``x`` is not one input of the model (e.g. a batch of several), or the model has no
+        ReLU.
 
     Examples
     --------
@@ -256,39 +228,30 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
     >>> bool(r.polytope.contains(r.x_star))
     True
     """
-    layers = _eval64(model)
-    xt = torch.from_numpy(np.ascontiguousarray(check_array(x, "x")))
-    if xt.ndim == 0:
-        raise ValueError("x must be one input with the model's input shape; got a scalar.")
-    try:
-        relu_inputs, v_out, lin_out = _propagate(layers, xt)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"x of shape {tuple(xt.shape)} does not fit the model ({exc}). Pass one input without "
-            "the batch dimension, e.g. x.reshape(784) for an MLP or (3, 32, 32) for a CNN."
-        ) from exc
-    d = xt.numel()
-    x_flat = xt.reshape(-1).numpy().copy()
+    net = ReLUNetwork(model).require_relu()
+    x = net.spec.point(x, "x")
+    d = x.size
+    identity = torch.eye(d, dtype=torch.float64).reshape(1, d, *x.shape)
+    out = net.push(_tensor(x)[None], identity, record=True)
+    x_flat = x.reshape(-1).copy()
     rows, offs, layer_ids, unit_ids, pre = [], [], [], [], []
-    for l_idx, (v, lin) in enumerate(relu_inputs):
+    for l_idx, (v, D) in enumerate(out.relu_inputs):
         h = v.reshape(-1).numpy()
-        grad = lin.reshape(d, -1).T.numpy()  # (n_l, d): row i is grad of h_i
+        grad = D.reshape(d, -1).T.numpy()  # (n_l, d): row i is grad of h_i
         sign = np.where(h > 0, 1.0, -1.0)
         rows.append(sign[:, None] * grad)
         offs.append(sign * (h - grad @ x_flat))
         layer_ids.append(np.full(h.size, l_idx))
         unit_ids.append(np.arange(h.size))
         pre.append(h.copy())
-    if not rows:
-        raise ValueError("model has no ReLU layer, so it has a single linear region (all of R^d).")
     A = np.ascontiguousarray(np.concatenate(rows))
     b = np.concatenate(offs)
-    J = lin_out.reshape(d, -1).T.numpy().copy()
-    z = v_out.reshape(-1).numpy()
+    J = out.directions.reshape(d, -1).T.numpy().copy()
+    z = out.value.reshape(-1).numpy()
     lo, hi = (float(box[0]), float(box[1]))
     return Region(
         x_star=x_flat,
-        input_shape=tuple(xt.shape),
+        input_shape=tuple(x.shape),
         polytope=Polytope(A, b, np.full(d, lo), np.full(d, hi)),
         layer=np.concatenate(layer_ids),
         unit=np.concatenate(unit_ids),
@@ -296,3 +259,98 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
         logit_W=J,
         logit_b=z - J @ x_flat,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The logit Jacobian (eq. 7) and its null space (eq. 10)
+# --------------------------------------------------------------------------------------------
+
+
+def logit_jacobian(model: nn.Module, x) -> np.ndarray:
+    r"""Jacobian :math:`J = \nabla_x z(x)` of the logits on the region of ``x`` (eq. 7).
+
+    Equals ``linear_region(model, x).logit_W`` and is cheaper when only :math:`J` is needed
+    (the matrix :math:`A^T` of eq. 10): one batched reverse pass with the ReLU masks frozen at
+    ``x`` (unit active iff its pre-activation is > 0, as in :func:`linear_region`).
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+        ReLU network of supported layers (eval mode).
+    x : array-like of shape input_shape or (1, *input_shape)
+        One input.
+
+    Returns
+    -------
+    ndarray of shape (M, d)
+    """
+    net = ReLUNetwork(model)
+    x = net.spec.point(x, "x")
+    X = _tensor(x)[None]
+    with torch.no_grad():
+        out = net.push(X)
+    M = out.value.reshape(1, -1).shape[1]
+    masks = torch.cat([m for m in out.masks] or [torch.zeros((1, 0), dtype=torch.bool)], 1)
+    Xr = X.expand(M, *x.shape).clone().requires_grad_(True)
+    with torch.enable_grad():
+        z = net.push(Xr, masks=masks.expand(M, -1)).value.reshape(M, -1)
+        (J,) = torch.autograd.grad(z.diagonal().sum(), Xr)
+    return J.reshape(M, -1).numpy()
+
+
+def null_space_directions(W, n: int, rng=None, *, check_tol: float = 1e-12) -> np.ndarray:
+    r"""Random unit directions in the null space of the logit Jacobian (eq. 10 of [1]).
+
+    Parameters
+    ----------
+    W : array-like of shape (M, d)
+        Logit Jacobian :math:`A^T = [\nabla z_1, \dots, \nabla z_M]^T` of a region, e.g.
+        ``linear_region(model, x).logit_W``.
+    n : int
+        Number of directions.
+    rng : numpy.random.Generator or int or None, default=None
+        Random generator or seed.
+    check_tol : float, default=1e-12
+        Every returned ``e`` satisfies ``max|W e| <= check_tol * max(1, ||W||_2)``.
+
+    Returns
+    -------
+    ndarray of shape (n, d)
+        Rows :math:`e` with :math:`\|e\| = 1` and :math:`W e = 0`, Gaussian vectors projected
+        onto the null space (uniform on its unit sphere).
+
+    Raises
+    ------
+    ValueError
+        If ``W`` has full column rank (trivial null space).
+    LRToolsError
+        If the check ``W e ~ 0`` fails.
+
+    Notes
+    -----
+    .. math::
+
+        N(A) = \{e \in \mathbb{R}^d : A^T e = 0,\ \|e\| = 1\}.
+
+    The row space of ``W`` gets an orthonormal basis :math:`Q` from a thin SVD (numerical rank
+    with the usual ``max(M, d) * eps * s_max`` cut-off); each Gaussian vector is projected by
+    :math:`I - QQ^T` twice (re-orthogonalisation) and normalised.
+    """
+    W = check_array(W, "W", ndim=2, hint="Pass the (M, d) logit Jacobian, e.g. region.logit_W.")
+    check_scalar(n, "n", Integral, min_val=1)
+    M, d = W.shape
+    rng = np.random.default_rng(rng)
+    _, s, Vt = np.linalg.svd(W, full_matrices=False)
+    smax = s[0] if s.size else 0.0
+    rank = int(np.sum(s > max(M, d) * np.finfo(float).eps * smax)) if smax > 0 else 0
+    if rank >= d:
+        raise ValueError(f"W of shape {W.shape} has full column rank {d}: its null space is {{0}}.")
+    Q = Vt[:rank].T
+    G = rng.standard_normal((int(n), d))
+    for _ in range(2):
+        G -= (G @ Q) @ Q.T
+    G /= np.linalg.norm(G, axis=1, keepdims=True)
+    resid = np.abs(G @ W.T).max() if M else 0.0
+    if resid > check_tol * max(1.0, smax):
+        raise LRToolsError(f"null-space check failed: max|W e| = {resid:.3e} (||W|| = {smax:.3e}).")
+    return G

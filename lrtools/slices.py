@@ -11,12 +11,13 @@ the affine map of the layer's input,
     y(s, t) = y_0 + s\,\partial_s y + t\,\partial_t y,
 
 pushed through the affine layers with the ReLU masks of the cell frozen (Linear, Conv2d,
-BatchNorm and Dropout in eval mode, Flatten). Unit :math:`i` of layer :math:`l` has
-pre-activation :math:`h_i(s, t) = a_i^T (s, t) + c_i` on the cell, so the cell is split by the
-lines :math:`h_i = 0` (convex clipping); the sign of :math:`h_i` on each piece gives the piece's
-mask. After the last hidden layer the logits :math:`z(s, t)` are affine on each cell (eq. 7),
-and the classification piece of class :math:`c` is the cell cut by the half-planes
-:math:`z_c \ge z_j`, which yields the exact decision boundary.
+BatchNorm and Dropout in eval mode, Flatten; the push kernel of :mod:`lrtools._forward`).
+Unit :math:`i` of layer :math:`l` has pre-activation :math:`h_i(s, t) = a_i^T (s, t) + c_i` on
+the cell, so the cell is split by the lines :math:`h_i = 0` (convex clipping); the sign of
+:math:`h_i` on each piece gives the piece's mask. After the last hidden layer the logits
+:math:`z(s, t)` are affine on each cell (eq. 7), and the classification piece of class
+:math:`c` is the cell cut by the half-planes :math:`z_c \ge z_j`, which yields the exact
+decision boundary.
 
 Every partition is checked against the model: the activation pattern of each cell is
 recomputed by a forward pass at the cell's 2-D Chebyshev centre, and at full depth the cell's
@@ -39,6 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ._forward import CHUNK, ReLUNetwork
 from ._validation import check_array, check_choice, check_scalar
 from .exceptions import LRToolsError
 from .plane import (
@@ -52,12 +54,9 @@ from .plane import (
     polygon_depth,
     split_polygon,
 )
-from .regions import _eval64, preactivations, predict
+from .regions import preactivations, predict
 
 __all__ = ["Cell", "ClassPiece", "PlanePartition", "partition_plane", "region_points"]
-
-_LINEAR_LAYERS = (nn.Flatten, nn.Dropout, nn.Identity)  # maps with no offset (eval mode)
-_CHUNK = 512  # cells pushed through the layers at once (bounds memory for CNNs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,38 +285,15 @@ class PlanePartition:
 # ----------------------------------------------------------------------------------------------
 # affine propagation of (value, d/ds, d/dt) through the layers
 # ----------------------------------------------------------------------------------------------
-def _segments(layers: list[nn.Module]) -> list[list[nn.Module]]:
-    """Layers between consecutive ReLUs: ``segments[l]`` produces the input of ReLU ``l``."""
-    segs: list[list[nn.Module]] = [[]]
-    for m in layers:
-        if isinstance(m, nn.ReLU):
-            segs.append([])
-        else:
-            segs[-1].append(m)
-    return segs
-
-
-def _push_chunk(segment: list[nn.Module], maps: torch.Tensor) -> torch.Tensor:
-    n = maps.shape[0]
-    x = maps.reshape(3 * n, *maps.shape[2:])
-    for m in segment:
-        y = m(x)
-        if not isinstance(m, _LINEAR_LAYERS):
-            # affine layer f(y) = L y + f(0): the two direction rows only get L
-            off = m(torch.zeros_like(x[:1]))
-            y = y.reshape(n, 3, *y.shape[1:])
-            y[:, 1:] -= off
-            y = y.reshape(3 * n, *y.shape[2:])
-        x = y
-    return x.reshape(n, 3, *x.shape[1:])
-
-
 @torch.no_grad()
-def _push(segment: list[nn.Module], maps: torch.Tensor) -> torch.Tensor:
-    """Push per-cell affine maps ``(n, 3, *shape)`` (value at origin, d/ds, d/dt) through."""
-    if not segment:
-        return maps
-    return torch.cat([_push_chunk(segment, c) for c in maps.split(_CHUNK)])
+def _push(net: ReLUNetwork, segment: int, maps: torch.Tensor) -> torch.Tensor:
+    """Push per-cell affine maps ``(n, 3, *shape)`` (value at origin, d/ds, d/dt) through the
+    affine pieces of one segment, in chunks of cells."""
+    out = []
+    for c in maps.split(CHUNK):
+        v, D = net.segment(segment, c[:, 0], c[:, 1:])
+        out.append(torch.cat([v[:, None], D], 1))
+    return torch.cat(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,7 +404,7 @@ def _all_class_pieces(
 # ----------------------------------------------------------------------------------------------
 # public functions
 # ----------------------------------------------------------------------------------------------
-def _check_args(model, plane, max_layers, tol, min_area) -> tuple[list[nn.Module], int]:
+def _check_args(model, plane, max_layers, tol, min_area) -> tuple[ReLUNetwork, int]:
     if not isinstance(plane, Plane):
         raise TypeError(
             f"plane must be a lrtools.plane.Plane; got {type(plane).__name__}. Build one with "
@@ -436,14 +412,13 @@ def _check_args(model, plane, max_layers, tol, min_area) -> tuple[list[nn.Module
         )
     check_scalar(tol, "tol", float, min_val=0.0)
     check_scalar(min_area, "min_area", float, min_val=0.0)
-    layers = _eval64(model)
-    n_relu = sum(isinstance(m, nn.ReLU) for m in layers)
-    if n_relu == 0:
-        raise ValueError("model has no ReLU layer, so it has a single linear region.")
+    net = ReLUNetwork(model).require_relu()
+    net.spec.check_shape(plane.input_shape, "plane.input_shape")
+    n_relu = net.n_hidden_layers
     if max_layers is None:
-        return layers, n_relu
+        return net, n_relu
     check_scalar(max_layers, "max_layers", int, min_val=1, max_val=n_relu)
-    return layers, max_layers
+    return net, max_layers
 
 
 def _initial_maps(plane: Plane) -> torch.Tensor:
@@ -452,18 +427,13 @@ def _initial_maps(plane: Plane) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _partition(layers, plane, n_use, dtol, amin, slivers):
+def _partition(net, plane, n_use, dtol, amin, slivers):
     """The depth-wise exclusion on the plane; returns polygons, patterns, sizes, logit maps."""
-    segs = _segments(layers)
     cells, maps = [plane.domain], _initial_maps(plane)
     patterns, sizes = np.zeros((1, 0), dtype=bool), []
     for l_idx in range(n_use):
-        try:
-            maps = _push(segs[l_idx], maps)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"the plane's input shape {plane.input_shape} does not fit the model ({exc})."
-            ) from exc
+        with net.fitting(plane.input_shape):
+            maps = _push(net, l_idx, maps)
         H = maps.reshape(maps.shape[0], 3, -1).numpy()
         cells, parent, mask = _split_layer(cells, H, dtol, amin, slivers)
         patterns = np.hstack([patterns[parent], mask])
@@ -471,8 +441,9 @@ def _partition(layers, plane, n_use, dtol, amin, slivers):
         keep = torch.from_numpy(mask.reshape(-1, 1, *maps.shape[2:])).to(maps.dtype)
         maps = maps[torch.from_numpy(parent)] * keep
     logit_maps = None
-    if n_use == len(segs) - 1:
-        out = _push(segs[-1], maps)
+    if n_use == net.n_hidden_layers:
+        with net.fitting(plane.input_shape):
+            out = _push(net, n_use, maps)
         logit_maps = out.reshape(out.shape[0], 3, -1).numpy()
     return cells, patterns, tuple(sizes), logit_maps
 
@@ -574,10 +545,10 @@ def partition_plane(
     >>> bool(abs(part.areas.sum() - 4.0) < 1e-9)
     True
     """
-    layers, n_use = _check_args(model, plane, max_layers, tol, min_area)
+    net, n_use = _check_args(model, plane, max_layers, tol, min_area)
     dtol, amin = tol * plane.diameter, min_area * plane.domain_area
     slivers = _Slivers()
-    polys, patterns, sizes, logit_maps = _partition(layers, plane, n_use, dtol, amin, slivers)
+    polys, patterns, sizes, logit_maps = _partition(net, plane, n_use, dtol, amin, slivers)
     centers, radii, cents, labels, ok = _verify(model, plane, polys, patterns, logit_maps, amin)
     areas = polygon_areas(polys)
     cells = [
@@ -602,7 +573,7 @@ def partition_plane(
         class_pieces=pieces,
         piece_cell=piece_cell,
         layer_sizes=sizes,
-        n_hidden_layers=sum(isinstance(m, nn.ReLU) for m in layers),
+        n_hidden_layers=net.n_hidden_layers,
         tol=tol,
         min_area=min_area,
         n_slivers=slivers.count,

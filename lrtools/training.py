@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ._forward import has_batchnorm, input_spec
 from ._validation import check_choice, check_scalar
 from .cache import atomic_write, cache_path
 from .datasets.base import Dataset, split_indices
@@ -165,20 +166,26 @@ class TrainedModel:
 @torch.no_grad()
 def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> float:
     """Fraction of ``X`` classified as ``y`` by ``model`` in eval mode."""
+    X = np.asarray(X)
+    input_spec(model).check_batch_shape(X.shape, "X")
+    y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise ValueError(f"y must have shape ({len(X)},), one label per input; got {y.shape}.")
     was_training = model.training
     model.eval()
     correct = 0
     for i in range(0, len(X), batch):
-        xb = torch.as_tensor(_flat(model, X[i : i + batch]))
+        xb = torch.as_tensor(np.ascontiguousarray(X[i : i + batch], dtype=np.float32))
         correct += int((model(xb).argmax(1).numpy() == y[i : i + batch]).sum())
     model.train(was_training)
     return correct / max(len(X), 1)
 
 
-def _flat(model: nn.Module, X: np.ndarray) -> np.ndarray:
-    first = next(m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d))
-    X = np.asarray(X, dtype=np.float32)
-    return X.reshape(len(X), -1) if isinstance(first, nn.Linear) else X
+def _batch(model: nn.Module, X, name: str = "X") -> np.ndarray:
+    """``X`` as float32 after checking that it is a batch of the model's inputs."""
+    X = np.asarray(X)
+    input_spec(model).check_batch_shape(X.shape, name)
+    return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -194,11 +201,12 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
         keep = np.sort(rng.permutation(len(X))[: cfg.max_train])
         X, y = X[keep], y[keep]
     tr, va = split_indices(len(X), cfg.val_fraction, rng)
-    Xtr, ytr = torch.as_tensor(_flat(model, X[tr])), torch.as_tensor(y[tr])
-    Xva, yva = torch.as_tensor(_flat(model, X[va])), torch.as_tensor(y[va])
+    Xtr, ytr = torch.as_tensor(_batch(model, X[tr], "X_train")), torch.as_tensor(y[tr])
+    Xva, yva = torch.as_tensor(_batch(model, X[va], "X_train")), torch.as_tensor(y[va])
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = _make_optimizer(model, cfg)
+    skip_singletons = has_batchnorm(model)  # BatchNorm cannot train on a batch of one
     loss_fn = nn.CrossEntropyLoss()
     best, best_state, stale, rows = math.inf, copy.deepcopy(model.state_dict()), 0, []
     bar = tqdm(range(cfg.max_epochs), desc="training", disable=not progress, leave=False)
@@ -206,10 +214,8 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
         model.train()
         total, t0 = 0.0, time.perf_counter()
         for idx in torch.randperm(len(Xtr), generator=gen).split(cfg.batch_size):
-            if len(idx) < 2 and any(
-                isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in model.modules()
-            ):
-                continue  # BatchNorm cannot train on a batch of one
+            if len(idx) < 2 and skip_singletons:
+                continue
             opt.zero_grad()
             loss = loss_fn(model(Xtr[idx]), ytr[idx])
             loss.backward()

@@ -48,11 +48,13 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from ._forward import CHUNK, ReLUNetwork
 from ._validation import check_array, check_choice, check_scalar
 from .exceptions import LRToolsError
-from .regions import _eval64
+
+# moved beside the region (eq. 7 and eq. 10); importable from here for existing callers
+from .regions import logit_jacobian, null_space_directions  # noqa: F401
 
 __all__ = [
     "Walk",
@@ -60,124 +62,49 @@ __all__ = [
     "count_unique_regions",
     "SurroundingRegions",
     "surrounding_regions",
-    "null_space_directions",
-    "logit_jacobian",
     "ClassChange",
     "first_class_change",
     "first_class_changes",
 ]
 
-_CHUNK = 512  # points per batch when evaluating many representative points
-
 
 # --------------------------------------------------------------------------------------------
-# Frozen-mask forward mode over the supported layers
+# One piece of a walk: the frozen-mask push of lrtools._forward with the lexicographic rule
 # --------------------------------------------------------------------------------------------
 
 
-def _bn_scale_shift(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    if m.running_var is None:
-        raise TypeError(
-            "BatchNorm layers need running statistics (track_running_stats=True) to be an affine "
-            "map in eval mode; this model normalises with batch statistics."
-        )
-    scale = 1.0 / torch.sqrt(m.running_var + m.eps)
-    shift = -m.running_mean * scale
-    if m.weight is not None:
-        scale, shift = scale * m.weight, shift * m.weight + m.bias
-    return scale, shift
+def _piece(net: ReLUNetwork, X: torch.Tensor, E: torch.Tensor, tol: float):
+    """Pattern of the piece starting at ``X`` along ``E``, its logits, slopes and length."""
+    t = torch.full((X.shape[0],), torch.inf, dtype=X.dtype)
+
+    def decide(_l, v, D):
+        nonlocal t
+        mask, t_l = _relu_piece(v, D[:, 0], tol)
+        t = torch.minimum(t, t_l)
+        return mask.reshape(v.shape)
+
+    with torch.no_grad():
+        out = net.push(X, E[:, None], decide=decide)
+    B = X.shape[0]
+    return torch.cat(out.masks, 1), out.value.reshape(B, -1), out.directions.reshape(B, -1), t
 
 
-def _bcast(t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Reshape a per-channel vector to broadcast over (batch, C, *spatial) of ``ndim`` dims."""
-    return t.reshape(1, -1, *([1] * (ndim - 2)))
+def _preacts(net: ReLUNetwork, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-activations (n, n_hidden) and each unit's layer scale ``max_j |h_j|``."""
+    with torch.no_grad():
+        h = net.preactivations(X)
+    scale = [hl.abs().amax(1, keepdim=True).expand_as(hl) for hl in h]
+    return torch.cat(h, 1), torch.cat(scale, 1)
 
 
-class _Net:
-    """Float64 eval-mode layers with the affine ones split into linear part + offset."""
+def _logits(net: ReLUNetwork, X: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return net.forward(X).numpy()
 
-    def __init__(self, model: nn.Module) -> None:
-        self.layers = _eval64(model)
-        if not any(isinstance(m, nn.ReLU) for m in self.layers):
-            raise ValueError("model has no ReLU layer, so it has a single linear region (R^d).")
-        for p in (p for m in self.layers for p in m.parameters()):
-            p.requires_grad_(False)
-        self.layer_sizes: tuple[int, ...] | None = None
 
-    @staticmethod
-    def _linear(m: nn.Module, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(m, nn.Linear):
-            return F.linear(y, m.weight)
-        if isinstance(m, nn.Conv2d):
-            return m._conv_forward(y, m.weight, None)
-        return y * _bcast(_bn_scale_shift(m)[0], y.ndim)
-
-    @staticmethod
-    def _offset(m: nn.Module, ndim: int) -> torch.Tensor | float:
-        if isinstance(m, nn.Linear | nn.Conv2d):
-            return 0.0 if m.bias is None else _bcast(m.bias, ndim)
-        return _bcast(_bn_scale_shift(m)[1], ndim)
-
-    def _affine(self, m, v, dv):
-        """``(m(v), L dv)`` with ``L`` the linear part of the affine layer ``m``, one batched op."""
-        out = self._linear(m, torch.cat([v, dv]))
-        return out[: v.shape[0]] + self._offset(m, v.ndim), out[v.shape[0] :]
-
-    @staticmethod
-    def _is_affine(m: nn.Module) -> bool:
-        return isinstance(m, nn.Linear | nn.Conv2d | nn.BatchNorm1d | nn.BatchNorm2d)
-
-    @torch.no_grad()
-    def piece(self, X: torch.Tensor, E: torch.Tensor, tol: float):
-        """Pattern of the piece starting at ``X`` along ``E``, its logits, slopes and length."""
-        v, dv = X, E
-        masks, t = [], torch.full((X.shape[0],), torch.inf, dtype=X.dtype)
-        for m in self.layers:
-            if isinstance(m, nn.ReLU):
-                mask, t_l = _relu_piece(v, dv, tol)
-                masks.append(mask)
-                t = torch.minimum(t, t_l)
-                mk = mask.reshape(v.shape).to(v.dtype)
-                v, dv = v * mk, dv * mk
-            elif self._is_affine(m):
-                v, dv = self._affine(m, v, dv)
-            else:
-                v, dv = m(v), m(dv)
-        self.layer_sizes = tuple(mk.shape[1] for mk in masks)
-        B = X.shape[0]
-        return torch.cat(masks, 1), v.reshape(B, -1), dv.reshape(B, -1), t
-
-    @torch.no_grad()
-    def preacts(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-activations (n, n_hidden) and each unit's layer scale ``max_j |h_j|``."""
-        h, scale, v = [], [], X
-        for m in self.layers:
-            if isinstance(m, nn.ReLU):
-                hl = v.reshape(v.shape[0], -1)
-                h.append(hl)
-                scale.append(hl.abs().amax(1, keepdim=True).expand_as(hl))
-            v = torch.relu(v) if isinstance(m, nn.ReLU) else m(v)
-        return torch.cat(h, 1), torch.cat(scale, 1)
-
-    @torch.no_grad()
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Logits (n, M) in float64."""
-        v = X
-        for m in self.layers:
-            v = m(v)
-        return v.reshape(X.shape[0], -1)
-
-    def masked_forward(self, X: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Logits with the ReLU masks frozen to ``masks`` (n, n_hidden); differentiable in X."""
-        v, start = X, 0
-        for m in self.layers:
-            if isinstance(m, nn.ReLU):
-                n_l = v[0].numel()
-                mk = masks[:, start : start + n_l].reshape(v.shape).to(v.dtype)
-                v, start = v * mk, start + n_l
-            else:
-                v = m(v)
-        return v.reshape(X.shape[0], -1)
+def _masked_logits(net: ReLUNetwork, X: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Logits with the ReLU masks frozen to ``masks`` (n, n_hidden); differentiable in X."""
+    return net.push(X, masks=masks).value.reshape(X.shape[0], -1)
 
 
 def _relu_piece(v: torch.Tensor, dv: torch.Tensor, tol: float):
@@ -292,14 +219,8 @@ def _to_model(X: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(X).reshape(X.shape[0], *shape))
 
 
-def _run_piece(net: _Net, X: np.ndarray, E: np.ndarray, shape: tuple[int, ...], tol: float):
-    try:
-        mask, z, dz, t = net.piece(_to_model(X, shape), _to_model(E, shape), tol)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"inputs of shape {shape} do not fit the model ({exc}). Pass x0 without the batch "
-            "dimension, e.g. (784,) for an MLP or (3, 32, 32) for a CNN."
-        ) from exc
+def _run_piece(net: ReLUNetwork, X: np.ndarray, E: np.ndarray, shape: tuple[int, ...], tol: float):
+    mask, z, dz, t = _piece(net, _to_model(X, shape), _to_model(E, shape), tol)
     return np.packbits(mask.numpy(), axis=1), z.numpy(), dz.numpy(), t.numpy()
 
 
@@ -328,9 +249,9 @@ def _walk_all(net, x0, E, eps, shape, tol, max_pieces):
 
 def _verify_patterns(net, points, packed, n_hidden, shape, tol, what):
     """Raise if a point's pattern differs from its recorded one by more than rounding noise."""
-    for s in range(0, len(points), _CHUNK):
-        h, scale = net.preacts(_to_model(points[s : s + _CHUNK], shape))
-        want = np.unpackbits(packed[s : s + _CHUNK], axis=1, count=n_hidden).astype(bool)
+    for s in range(0, len(points), CHUNK):
+        h, scale = _preacts(net, _to_model(points[s : s + CHUNK], shape))
+        want = np.unpackbits(packed[s : s + CHUNK], axis=1, count=n_hidden).astype(bool)
         h, scale = h.numpy(), scale.numpy()
         bad = ((h > 0) != want) & (np.abs(h) > tol * scale)
         if bad.any():
@@ -407,21 +328,21 @@ def walk(
     >>> [float(x.breakpoints[-1]) for x in w]
     [0.5, 0.5]
     """
-    x0 = check_array(x0, "x0")
-    if x0.ndim == 0:
-        raise ValueError("x0 must be one input with the model's input shape; got a scalar.")
+    net = ReLUNetwork(model).require_relu()
+    x0 = net.spec.point(x0, "x0")
     E = _input_batch(x0, directions)
     check_scalar(eps, "eps", Real, min_val=0.0, include_min=False)
     if not np.isfinite(eps):
         raise ValueError(f"eps == {eps}, must be finite.")
     tol = _check_tol(tol)
     check_scalar(max_pieces, "max_pieces", Integral, min_val=1)
-    net, shape, xf = _Net(model), x0.shape, x0.reshape(-1)
+    shape, xf = x0.shape, x0.reshape(-1)
     recs = _walk_all(net, xf, E, float(eps), shape, tol, max_pieces)
-    h0 = net.preacts(_to_model(xf[None], shape))[0].numpy()[0]
+    h0 = _preacts(net, _to_model(xf[None], shape))[0].numpy()[0]
     x0_packed = np.packbits(h0 > 0)
+    sizes = net.layer_sizes(shape)
     walks = [
-        _make_walk(xf, E[j], shape, r, float(eps), x0_packed, net.layer_sizes)
+        _make_walk(xf, E[j], shape, r, float(eps), x0_packed, sizes)
         for j, r in enumerate(recs)
     ]
     if verify:
@@ -554,13 +475,13 @@ def _top2(z: np.ndarray) -> np.ndarray:
 def _decision_directions(net, points, packed, n_hidden, shape, pair0):
     """Logits, top-2 pairs and :math:`g` on each region, by masked reverse mode (batched)."""
     zs, pairs, gs = [], [], []
-    for s in range(0, len(points), _CHUNK):
-        X = _to_model(points[s : s + _CHUNK], shape).clone().requires_grad_(True)
+    for s in range(0, len(points), CHUNK):
+        X = _to_model(points[s : s + CHUNK], shape).clone().requires_grad_(True)
         masks = torch.from_numpy(
-            np.unpackbits(packed[s : s + _CHUNK], axis=1, count=n_hidden).astype(bool)
+            np.unpackbits(packed[s : s + CHUNK], axis=1, count=n_hidden).astype(bool)
         )
         with torch.enable_grad():
-            z = net.masked_forward(X, masks)
+            z = _masked_logits(net, X, masks)
             zn = z.detach().numpy()
             k = _top2(zn) if pair0 is None else np.broadcast_to(pair0, (len(zn), 2))
             kt = torch.from_numpy(np.ascontiguousarray(k))
@@ -605,11 +526,12 @@ def surrounding_regions(model: nn.Module, walks, *, pair: str = "own") -> Surrou
     """
     walks = _check_walks(walks)
     check_choice(pair, "pair", ("own", "x_star"))
-    net, w0 = _Net(model), walks[0]
+    net, w0 = ReLUNetwork(model).require_relu(), walks[0]
     pts, widx, betas, packed = _unique_pieces(walks)
     pair0 = None
     if pair == "x_star":
-        z0 = net.masked_forward(
+        z0 = _masked_logits(
+            net,
             _to_model(w0.x0[None], w0.input_shape),
             torch.from_numpy(np.unpackbits(w0.x0_packed, count=w0.n_hidden).astype(bool)[None]),
         )
@@ -619,103 +541,6 @@ def surrounding_regions(model: nn.Module, walks, *, pair: str = "own") -> Surrou
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = (g @ g[0]) / (norms * norms[0])
     return SurroundingRegions(pts, widx, betas, packed, z, top2, g, rho)
-
-
-# --------------------------------------------------------------------------------------------
-# Null-space directions (eq. 10)
-# --------------------------------------------------------------------------------------------
-
-
-def logit_jacobian(model: nn.Module, x) -> np.ndarray:
-    r"""Jacobian :math:`J = \nabla_x z(x)` of the logits on the region of ``x`` (eq. 7).
-
-    Cheaper than :func:`lrtools.regions.linear_region` when only :math:`J` is needed (the
-    matrix :math:`A^T` of eq. 10): one batched reverse pass with the ReLU masks frozen at ``x``
-    (unit active iff its pre-activation is > 0, as in :mod:`lrtools.regions`).
-
-    Parameters
-    ----------
-    model : torch.nn.Sequential
-        ReLU network of supported layers (eval mode).
-    x : array-like of shape input_shape
-        One input without batch dimension.
-
-    Returns
-    -------
-    ndarray of shape (M, d)
-    """
-    x = check_array(x, "x")
-    if x.ndim == 0:
-        raise ValueError("x must be one input with the model's input shape; got a scalar.")
-    net, xf = _Net(model), x.reshape(1, -1)
-    try:
-        h = net.preacts(_to_model(xf, x.shape))[0]
-    except RuntimeError as exc:
-        raise ValueError(f"x of shape {x.shape} does not fit the model ({exc}).") from exc
-    M = net.forward(_to_model(xf, x.shape)).shape[1]
-    X = _to_model(np.repeat(xf, M, axis=0), x.shape).clone().requires_grad_(True)
-    with torch.enable_grad():
-        z = net.masked_forward(X, (h > 0).expand(M, -1))
-        (J,) = torch.autograd.grad(z.diagonal().sum(), X)
-    return J.reshape(M, -1).numpy()
-
-
-def null_space_directions(W, n: int, rng=None, *, check_tol: float = 1e-12) -> np.ndarray:
-    r"""Random unit directions in the null space of the logit Jacobian (eq. 10 of [1]).
-
-    Parameters
-    ----------
-    W : array-like of shape (M, d)
-        Logit Jacobian :math:`A^T = [\nabla z_1, \dots, \nabla z_M]^T` of a region, e.g.
-        ``linear_region(model, x).logit_W``.
-    n : int
-        Number of directions.
-    rng : numpy.random.Generator or int or None, default=None
-        Random generator or seed.
-    check_tol : float, default=1e-12
-        Every returned ``e`` satisfies ``max|W e| <= check_tol * max(1, ||W||_2)``.
-
-    Returns
-    -------
-    ndarray of shape (n, d)
-        Rows :math:`e` with :math:`\|e\| = 1` and :math:`W e = 0`, Gaussian vectors projected
-        onto the null space (uniform on its unit sphere).
-
-    Raises
-    ------
-    ValueError
-        If ``W`` has full column rank (trivial null space).
-    LRToolsError
-        If the check ``W e ~ 0`` fails.
-
-    Notes
-    -----
-    .. math::
-
-        N(A) = \{e \in \mathbb{R}^d : A^T e = 0,\ \|e\| = 1\}.
-
-    The row space of ``W`` gets an orthonormal basis :math:`Q` from a thin SVD (numerical rank
-    with the usual ``max(M, d) * eps * s_max`` cut-off); each Gaussian vector is projected by
-    :math:`I - QQ^T` twice (re-orthogonalisation) and normalised.
-    """
-    W = check_array(W, "W", ndim=2, hint="Pass the (M, d) logit Jacobian, e.g. region.logit_W.")
-    check_scalar(n, "n", Integral, min_val=1)
-    M, d = W.shape
-    rng = np.random.default_rng(rng)
-    _, s, Vt = np.linalg.svd(W, full_matrices=False)
-    smax = s[0] if s.size else 0.0
-    rank = int(np.sum(s > max(M, d) * np.finfo(float).eps * smax)) if smax > 0 else 0
-    if rank >= d:
-        raise ValueError(f"W of shape {W.shape} has full column rank {d}: its null space is {{0}}.")
-    Q = Vt[:rank].T
-    G = rng.standard_normal((int(n), d))
-    for _ in range(2):
-        G -= (G @ Q) @ Q.T
-    G /= np.linalg.norm(G, axis=1, keepdims=True)
-    resid = np.abs(G @ W.T).max() if M else 0.0
-    if resid > check_tol * max(1.0, smax):
-        raise LRToolsError(f"null-space check failed: max|W e| = {resid:.3e} (||W|| = {smax:.3e}).")
-    return G
 
 
 # --------------------------------------------------------------------------------------------
@@ -827,8 +652,9 @@ def first_class_changes(
     :math:`\alpha_k + \min_j (z_{c_0} - z_j) / (\dot z_j - \dot z_{c_0})` over classes with
     :math:`\dot z_j > \dot z_{c_0}`, in closed form.
     """
-    Xs, Xe = check_array(X_start, "X_start"), check_array(X_end, "X_end")
-    if Xs.ndim < 2 or Xs.shape != Xe.shape:
+    net = ReLUNetwork(model).require_relu()
+    Xs, Xe = net.spec.batch(X_start, "X_start"), net.spec.batch(X_end, "X_end")
+    if Xs.shape != Xe.shape:
         raise ValueError(
             f"X_start and X_end must both have shape (n, *input_shape); got {Xs.shape} and "
             f"{Xe.shape}. Use first_class_change for one pair."
@@ -839,7 +665,6 @@ def first_class_changes(
     Xs, E = Xs.reshape(n, -1), (Xe - Xs).reshape(n, -1)
     if np.any(np.linalg.norm(E, axis=1) == 0):
         raise ValueError("X_end must differ from X_start in every row (a segment needs length).")
-    net = _Net(model)
     found = _search_crossings(net, Xs, E, shape, tol, max_pieces)
     out = [_class_change(Xs[i], E[i], shape, *found[i]) for i in range(n)]
     _verify_changes(net, out, shape, tol)
@@ -900,9 +725,10 @@ def _verify_changes(net, out: list[ClassChange], shape, tol, check_tol: float = 
     """Check the pattern and class at each region point and the logit tie at each crossing."""
     pts = np.stack([c.region_point.reshape(-1) for c in out])
     packed = np.stack([c.region_packed for c in out])
-    _verify_patterns(net, pts, packed, sum(net.layer_sizes), shape, tol, "region point")
-    z_reg = net.forward(_to_model(pts, shape)).numpy()
-    z_cross = net.forward(_to_model(np.stack([c.point.reshape(-1) for c in out]), shape)).numpy()
+    n_hidden = sum(net.layer_sizes(shape))
+    _verify_patterns(net, pts, packed, n_hidden, shape, tol, "region point")
+    z_reg = _logits(net, _to_model(pts, shape))
+    z_cross = _logits(net, _to_model(np.stack([c.point.reshape(-1) for c in out]), shape))
     for c, zr, zc in zip(out, z_reg, z_cross, strict=True):
         slack = check_tol * (1.0 + np.abs(zc).max())
         lead = zc.max() - zc[c.start_class]  # c0 must still be a maximiser at alpha*
@@ -945,4 +771,6 @@ def first_class_change(
             f"x_start and x_end must be single inputs of the same shape; got {xs.shape} and "
             f"{xe.shape}."
         )
+    spec = ReLUNetwork(model).spec
+    xs, xe = spec.point(xs, "x_start"), spec.point(xe, "x_end")
     return first_class_changes(model, xs[None], xe[None], tol=tol, max_pieces=max_pieces)[0]

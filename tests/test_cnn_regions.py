@@ -254,7 +254,7 @@ def test_count_equals_region_rows_on_small_cnns(small_cnn, rng):
 @pytest.mark.parametrize(
     ("model", "shape", "error", "match"),
     [
-        (build_cnn(), (3, 32), ValueError, "does not fit the model"),
+        (build_cnn(), (3, 32), ValueError, "to fit the model"),
         (build_cnn(), (0, 32, 32), ValueError, "positive ints"),
         (build_cnn(), "3x32x32", ValueError, "positive ints"),
         (build_cnn(), None, TypeError, "tuple of ints"),

@@ -160,5 +160,5 @@ def test_unsupported_models_are_rejected(bad, match):
 def test_wrong_input_shape_is_explained():
     from lrtools.models import build_mlp
 
-    with pytest.raises(ValueError, match="does not fit the model"):
+    with pytest.raises(ValueError, match="to fit the model"):
         linear_region(build_mlp(4, [3], 2), np.zeros(5))

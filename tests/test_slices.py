@@ -368,7 +368,7 @@ def test_invalid_arguments_raise():
         partition_plane(net, plane, max_layers=1.0)
     with pytest.raises(TypeError, match="Plane"):
         partition_plane(net, np.eye(2))
-    with pytest.raises(ValueError, match="does not fit the model"):
+    with pytest.raises(ValueError, match="to fit the model"):
         partition_plane(build_mlp(3, [4], 2), plane)
     with pytest.raises(ValueError, match="no ReLU"):
         partition_plane(nn.Sequential(nn.Linear(2, 2)), plane)

@@ -259,7 +259,7 @@ def test_bad_inputs_raise_clear_errors():
         walk(net, x0, np.zeros((1, 6)), 0.2)
     with pytest.raises(ValueError, match="tol"):
         walk(net, x0, E, 0.2, tol=0.0)
-    with pytest.raises(ValueError, match="do not fit the model"):
+    with pytest.raises(ValueError, match="fit the model"):
         walk(net, np.zeros(5), np.eye(5)[:1], 0.2)
     with pytest.raises(TypeError, match="Walk objects"):
         count_unique_regions([])

@@ -29,25 +29,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
-from ..regions import _eval64, _layers
+from .._forward import LayerInfo, layer_infos
 
 __all__ = ["architecture_table", "count_hyperplanes", "region_cost"]
 
 COLUMNS = ["layer", "parameters", "activation", "output_shape", "trainable", "hyperplanes", "rows"]
-_AFFINE = (nn.Linear, nn.Conv2d)
 _FOLDED = ("BatchNorm", "ReLU", "Dropout", "Identity")
+# Table 3's names of the layer kinds of lrtools._forward
 _NAMES = {
-    nn.Linear: "Dense",
-    nn.Conv2d: "Conv",
-    nn.BatchNorm1d: "BatchNorm",
-    nn.BatchNorm2d: "BatchNorm",
-    nn.ReLU: "ReLU",
-    nn.Dropout: "Dropout",
-    nn.Flatten: "Flatten",
-    nn.Identity: "Identity",
+    "linear": "Dense",
+    "conv": "Conv",
+    "batchnorm": "BatchNorm",
+    "relu": "ReLU",
+    "dropout": "Dropout",
+    "flatten": "Flatten",
+    "identity": "Identity",
 }
 
 
@@ -69,54 +67,32 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _shapes(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Output shape (without batch dimension) of every leaf layer, by a float64 eval pass."""
-    h = torch.zeros((1, *input_shape), dtype=torch.float64)
-    out = []
-    with torch.no_grad():
-        for m in _eval64(model):
-            try:
-                h = m(h)
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"input_shape {input_shape} does not fit the model at layer "
-                    f"{type(m).__name__} ({exc}). Pass one input's shape without the batch "
-                    "dimension, e.g. (3, 32, 32) for the Table 3 CNN or (784,) for an MLP."
-                ) from exc
-            out.append(tuple(h.shape[1:]))
-    return out
-
-
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
-
-
-def _parameters(m: nn.Module) -> str:
+def _parameters(info: LayerInfo) -> str:
     """The layer's hyper-parameters in the words of Table 3."""
-    if isinstance(m, nn.Conv2d):
-        text = f"filters={_pair(m.kernel_size)}x{m.out_channels}; strides={_pair(m.stride)}"
-        padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-        if padding not in ((0, 0), "valid"):
-            text += f"; padding={padding}"
+    p = info.params
+    if info.kind == "conv":
+        text = f"filters={p['kernel_size']}x{p['out_channels']}; strides={p['stride']}"
+        if p["padding"] not in ((0, 0), "valid"):
+            text += f"; padding={p['padding']}"
         return text
-    if isinstance(m, nn.Linear):
-        return f"nodes={m.out_features}"
-    if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-        return f"features={m.num_features}"
-    if isinstance(m, nn.Dropout):
-        return f"rate={m.p:g}"
+    if info.kind == "linear":
+        return f"nodes={p['out_features']}"
+    if info.kind == "batchnorm":
+        return f"features={p['num_features']}"
+    if info.kind == "dropout":
+        return f"rate={p['p']:g}"
     return "-"
 
 
-def _activations(layers: list[nn.Module]) -> list[str]:
+def _activations(kinds: list[str]) -> list[str]:
     """Table 3's activation column: what follows each Conv/Dense block (ReLU, Softmax or -)."""
-    acts = ["-"] * len(layers)
-    affine = [i for i, m in enumerate(layers) if isinstance(m, _AFFINE)]
-    for k, i in enumerate(affine):
-        stop = affine[k + 1] if k + 1 < len(affine) else len(layers)
-        if any(isinstance(m, nn.ReLU) for m in layers[i + 1 : stop]):
+    acts = ["-"] * len(kinds)
+    affine = [i for i, k in enumerate(kinds) if k in ("linear", "conv")]
+    for j, i in enumerate(affine):
+        stop = affine[j + 1] if j + 1 < len(affine) else len(kinds)
+        if "relu" in kinds[i + 1 : stop]:
             acts[i] = "ReLU"
-        elif k == len(affine) - 1:
+        elif j == len(affine) - 1:
             acts[i] = "Softmax"  # the logits; the softmax is applied by the loss
     return acts
 
@@ -178,17 +154,15 @@ def architecture_table(
     if not isinstance(compact, bool):
         raise TypeError(f"compact must be True or False; got {compact!r}.")
     shape = _check_shape(input_shape)
-    layers = _layers(model)  # raises TypeError for a non-Sequential or an unsupported layer
-    shapes = _shapes(model, shape)
-    acts = _activations(layers)
+    infos = layer_infos(model, shape)  # TypeError: unsupported model; ValueError: bad shape
+    acts = _activations([info.kind for info in infos])
     rows, first = [_input_row(shape)], 0
-    for m, out, act in zip(layers, shapes, acts, strict=True):
-        n_hyper, span = 0, ""
-        if isinstance(m, nn.ReLU):  # a ReLU keeps its input's shape: one unit per element
+    for info, act in zip(infos, acts, strict=True):
+        n_hyper, span, out = 0, "", info.output_shape
+        if info.kind == "relu":  # a ReLU keeps its input's shape: one unit per element
             n_hyper = int(np.prod(out))
             span, first = f"{first}-{first + n_hyper - 1}", first + n_hyper
-        trainable = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
-        values = [_NAMES[type(m)], _parameters(m), act, out, int(trainable), n_hyper, span]
+        values = [_NAMES[info.kind], _parameters(info), act, out, info.trainable, n_hyper, span]
         rows.append(dict(zip(COLUMNS, values, strict=True)))
     table = pd.DataFrame(rows, columns=COLUMNS)
     return _compact(table) if compact else table
