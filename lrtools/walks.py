@@ -765,12 +765,11 @@ def first_class_change(
     -------
     ClassChange
     """
-    xs, xe = check_array(x_start, "x_start"), check_array(x_end, "x_end")
-    if xs.ndim == 0 or xs.shape != xe.shape:
+    spec = ReLUNetwork(model).spec
+    xs, xe = spec.point(x_start, "x_start"), spec.point(x_end, "x_end")
+    if xs.shape != xe.shape:
         raise ValueError(
             f"x_start and x_end must be single inputs of the same shape; got {xs.shape} and "
             f"{xe.shape}."
         )
-    spec = ReLUNetwork(model).spec
-    xs, xe = spec.point(xs, "x_start"), spec.point(xe, "x_end")
     return first_class_changes(model, xs[None], xe[None], tol=tol, max_pieces=max_pieces)[0]

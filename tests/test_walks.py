@@ -265,7 +265,7 @@ def test_bad_inputs_raise_clear_errors():
         count_unique_regions([])
     with pytest.raises(ValueError, match="pair"):
         surrounding_regions(net, walk(net, x0, E, 0.2), pair="max")
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="x_end must be one input of shape"):
         first_class_change(net, x0, np.zeros(5))
     with pytest.raises(ValueError, match="differ"):
         first_class_change(net, x0, x0)
