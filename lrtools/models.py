@@ -13,9 +13,32 @@ from torch import nn
 
 from ._validation import check_choice, check_scalar
 
-__all__ = ["VARIANTS", "build_mlp", "build_cnn"]
+__all__ = ["VARIANTS", "VARIANT_LABELS", "model_name", "build_mlp", "build_cnn"]
 
 VARIANTS = ("vanilla", "bn", "dropout")
+#: How the paper names the three training variants (Fig. 3-6, Tables 1-4): the one label table.
+VARIANT_LABELS = {"vanilla": "Vanilla", "bn": "BN", "dropout": "Dropout"}
+
+
+def model_name(variant: str, lr: float | None = None, lrs=()) -> str:
+    """The paper's name of a model: ``Vanilla``, ``BN-L``, ``Dropout-S``, ... (Fig. 5).
+
+    Parameters
+    ----------
+    variant : {"vanilla", "bn", "dropout"}
+    lr : float, optional
+        The model's learning rate.
+    lrs : sequence of float, default=()
+        The learning rates compared. With two or more, "-L" marks the largest and "-S" the
+        smallest (Section 3.4: "-L" 1e-3, "-S" 1e-4); others get their value, e.g. "BN-3e-4".
+    """
+    check_choice(variant, "variant", VARIANTS)
+    label = VARIANT_LABELS[variant]
+    lrs = tuple(float(v) for v in lrs)
+    if len(lrs) < 2 or lr is None:
+        return label
+    lr = float(lr)
+    return f"{label}-{'L' if lr == max(lrs) else 'S' if lr == min(lrs) else f'{lr:g}'}"
 
 
 def _init(module: nn.Module) -> None:
@@ -24,7 +47,7 @@ def _init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _check_common(variant: str, drop_rate: float, seed: int) -> None:
+def _check_variant_args(variant: str, drop_rate: float, seed: int) -> None:
     check_choice(variant, "variant", VARIANTS)
     check_scalar(drop_rate, "drop_rate", float, min_val=0.0, max_val=1.0, include_max=False)
     check_scalar(seed, "seed", int)
@@ -71,7 +94,7 @@ def build_mlp(
     torch.nn.Sequential
         The network, in float32 and training mode.
     """
-    _check_common(variant, drop_rate, seed)
+    _check_variant_args(variant, drop_rate, seed)
     check_scalar(in_features, "in_features", int, min_val=1)
     check_scalar(n_classes, "n_classes", int, min_val=2)
     widths = list(widths)
@@ -115,7 +138,7 @@ def build_cnn(
     variant, drop_rate, seed
         As in :func:`build_mlp`; BN goes before each ReLU, dropout after it (Appendix E.1).
     """
-    _check_common(variant, drop_rate, seed)
+    _check_variant_args(variant, drop_rate, seed)
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
     prev, size = in_channels, image_size

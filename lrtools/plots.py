@@ -15,6 +15,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.collections import PolyCollection
 
+from .models import VARIANT_LABELS as MODEL_LABELS  # the one label table
+
 __all__ = [
     "set_style",
     "MODEL_LABELS",
@@ -22,8 +24,6 @@ __all__ = [
     "plot_partitions",
     "plot_distributions",
 ]
-
-MODEL_LABELS = {"vanilla": "Vanilla", "bn": "BN", "dropout": "Dropout"}
 
 
 def set_style() -> None:
@@ -334,7 +334,7 @@ def plot_surrounding(
     counts: pd.DataFrame,
     rho: pd.DataFrame,
     *,
-    lr_order: Sequence[str],
+    lr_order: Sequence[float],
     variant_order: Sequence[str],
 ) -> plt.Figure:
     """Fig. 6 / Fig. 12: unique surrounding regions (box plot) and cosine similarities.
@@ -347,8 +347,10 @@ def plot_surrounding(
         Long table with columns ``variant``, ``lr``, ``rho`` (one row per surrounding region).
     """
     labels = [MODEL_LABELS.get(v, v) for v in variant_order]
-    counts = counts.assign(model=counts["variant"].map(lambda v: MODEL_LABELS.get(v, v)))
-    rho = rho.assign(model=rho["variant"].map(lambda v: MODEL_LABELS.get(v, v)))
+    lr_order = [f"{lr:g}" if isinstance(lr, float) else lr for lr in lr_order]  # lr is a float
+    lr_text = {"lr": lambda f: f["lr"].map(lambda v: f"{v:g}" if isinstance(v, float) else v)}
+    counts = counts.assign(model=counts["variant"].map(lambda v: MODEL_LABELS.get(v, v)), **lr_text)
+    rho = rho.assign(model=rho["variant"].map(lambda v: MODEL_LABELS.get(v, v)), **lr_text)
     fig, axes = plt.subplots(
         1,
         1 + len(lr_order),

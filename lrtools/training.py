@@ -11,6 +11,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,12 @@ class TrainedModel:
     test_accuracy: float
     from_cache: bool
     key_path: str
+
+    @property
+    def cache_id(self) -> str:
+        """Identity of these weights (the cache key of the model), for the keys of results
+        measured on them: changes whenever the model's spec, training or data change."""
+        return Path(self.key_path).stem
 
     @property
     def seconds_per_image(self) -> float:

@@ -148,7 +148,7 @@ class DecisionTargets:
     target_class : ndarray of int, shape (n,)
         The "other class" of each point (never equal to its label).
     source_index : ndarray of int, shape (n,)
-        Row of ``X`` used as the target (``mode="random_other"``); -1 for class means.
+        Row of the pool used as the target (``mode="random_other"``); -1 for class means.
     mode : str
         ``"class_mean"`` or ``"random_other"``.
     other : str
@@ -162,8 +162,35 @@ class DecisionTargets:
     other: str
 
 
-def _check_means(means, n_classes, X, y, mode) -> tuple[np.ndarray | None, int]:
-    """Validate the class means and the number of classes; compute the means if needed."""
+def _check_pool(pool, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """The points targets come from: ``(X_pool, y_pool)``, default ``(X, y)`` (not copied)."""
+    if pool is None:
+        return X, y
+    try:
+        Xp, yp = pool
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "pool must be a pair (X_pool, y_pool), e.g. (data.X_test, data.y_test)."
+        ) from exc
+    Xp = np.asarray(Xp)
+    if Xp.ndim < 2 or Xp.shape[1:] != X.shape[1:]:
+        raise ValueError(
+            f"pool points must have shape (n, {X.shape[1:]}) like X; got {Xp.shape}. Pass the "
+            "points to draw targets from, e.g. the whole test set."
+        )
+    yp = check_array(yp, "pool labels", ndim=1, dtype=np.int64, hint="Pass integer labels.")
+    if len(yp) != len(Xp) or len(yp) == 0:
+        raise ValueError(
+            f"pool must hold at least one point and one label per point; got {len(Xp)} points "
+            f"and {len(yp)} labels."
+        )
+    if yp.min() < 0:
+        raise ValueError(f"pool labels must be class indices >= 0; got {yp.min()}.")
+    return Xp, yp
+
+
+def _check_means(means, n_classes, X, y, Xp, yp, mode) -> tuple[np.ndarray | None, int]:
+    """Validate the class means and the number of classes; compute the pool's means if needed."""
     if means is not None:
         means = check_array(means, "means")
         if means.shape[1:] != X.shape[1:]:
@@ -171,12 +198,16 @@ def _check_means(means, n_classes, X, y, mode) -> tuple[np.ndarray | None, int]:
                 f"means must have shape (M, {X.shape[1:]}); got {means.shape}. Use class_means."
             )
     if n_classes is None:
-        n_classes = len(means) if means is not None else int(y.max()) + 1
+        n_classes = len(means) if means is not None else int(max(y.max(), yp.max())) + 1
     check_scalar(n_classes, "n_classes", Integral, min_val=2)
-    if y.max() >= n_classes:
-        raise ValueError(f"y must be < n_classes == {n_classes}; got max(y) == {y.max()}.")
+    for name, labels in (("y", y), ("pool labels", yp)):
+        if labels.max() >= n_classes:
+            raise ValueError(
+                f"{name} must be < n_classes == {n_classes}; got max == {labels.max()}."
+            )
     if mode == "class_mean":
-        means = class_means(X, y, n_classes) if means is None else means
+        if means is None:
+            means = class_means(np.asarray(Xp, dtype=np.float64), yp, n_classes)
         if len(means) != n_classes:
             raise ValueError(f"means must have {n_classes} rows (one per class); got {len(means)}.")
     return means, int(n_classes)
@@ -201,8 +232,8 @@ def _draw_one(rng, yi, n_classes, fixed_class, pools, gi) -> tuple[int, int]:
     pool = pools[fixed_class]
     if pool.size == 0:
         raise ValueError(
-            f"class {fixed_class} has no point in X to draw a target from (point {gi}); pass a "
-            'larger X or use other="runner_up" / mode="class_mean".'
+            f"class {fixed_class} has no point in the pool to draw a target from (point {gi}); "
+            'pass a larger pool (e.g. the whole test set) or use mode="class_mean".'
         )
     return fixed_class, int(pool[rng.integers(pool.size)])
 
@@ -218,27 +249,31 @@ def decision_targets(
     model: nn.Module | None = None,
     seed: int = 0,
     index=None,
+    pool=None,
 ) -> DecisionTargets:
     r"""The target of each test point for the decision regions (Section 3.2, Appendix E).
+
+    The one decision-target rule of lrtools: the other class is drawn per point (or is the
+    runner-up), and the target is that class's mean over ``pool`` or a random ``pool`` point of
+    that class.
 
     Parameters
     ----------
     X : array-like of shape (n, *input_shape)
-        Test points; with ``mode="random_other"`` also the pool targets are drawn from.
+        Test points.
     y : array-like of int, shape (n,)
         Labels of ``X``. "Another class" means a class other than the label.
     mode : {"class_mean", "random_other"}, default="class_mean"
         ``"class_mean"``: the mean point of the other class (MNIST, Section 3.2);
-        ``"random_other"``: a random point of ``X`` of the other class (CIFAR-10, Appendix E,
-        where class means are not classified as their class).
+        ``"random_other"``: a random point of the pool of the other class (CIFAR-10, Appendix
+        E, where class means are not classified as their class).
     other : {"random", "runner_up"}, default="random"
         Which other class: ``"random"`` draws it uniformly among the ``M - 1`` other classes,
         seeded per point; ``"runner_up"`` takes the other class with the largest logit at
         :math:`x_{test}` (the 2nd-largest logit when the point is correctly classified; needs
         ``model``). The paper does not say which class it used.
     means : array-like of shape (M, *input_shape), optional
-        Class means for ``mode="class_mean"``; default :func:`class_means` of ``(X, y)``.
-        Pass the means of the whole test set when ``X`` is a subset.
+        Class means for ``mode="class_mean"``; default :func:`class_means` of the pool.
     n_classes : int, optional
         ``M``; default ``len(means)`` or ``max(y) + 1``.
     model : torch.nn.Sequential, optional
@@ -250,10 +285,16 @@ def decision_targets(
         other points are in the batch.
     index : array-like of int, shape (n,), optional
         Global indices of the points (default ``0..n-1``); pass them when ``X`` is a chunk.
+    pool : tuple (X_pool, y_pool), optional
+        The points targets are made from (class means, or random points of the other class);
+        default ``(X, y)``. Pass the whole test set when ``X`` is a selection of it, so that a
+        point's target does not depend on which other points are selected. Rows are not copied
+        (only the drawn ones are converted to float64).
 
     Returns
     -------
     DecisionTargets
+        ``source_index`` is the pool row of each target (-1 for class means).
 
     Raises
     ------
@@ -266,11 +307,12 @@ def decision_targets(
     check_choice(other, "other", OTHER_CLASS_RULES)
     check_scalar(seed, "seed", Integral, min_val=0)
     index = _check_index(index, len(X))
-    means, n_classes = _check_means(means, n_classes, X, y, mode)
+    Xp, yp = _check_pool(pool, X, y)
+    means, n_classes = _check_means(means, n_classes, X, y, Xp, yp, mode)
     if other == "runner_up" and model is None:
         raise ValueError('other="runner_up" needs the model (largest other logit at each x).')
     fixed = _runner_up(model, X, y, n_classes) if other == "runner_up" else [None] * len(X)
-    pools = [np.flatnonzero(y == k) for k in range(n_classes)] if mode == "random_other" else None
+    pools = [np.flatnonzero(yp == k) for k in range(n_classes)] if mode == "random_other" else None
     drawn = [
         _draw_one(np.random.default_rng(point_seed(seed, int(gi))), int(yi), n_classes,
                   None if f is None else int(f), pools, gi)
@@ -278,7 +320,10 @@ def decision_targets(
     ]  # fmt: skip
     target = np.array([k for k, _ in drawn], dtype=np.int64)
     src = np.array([j for _, j in drawn], dtype=np.int64)
-    points = means[target] if mode == "class_mean" else X[src]
+    if mode == "class_mean":
+        points = means[target]
+    else:
+        points = check_array(np.asarray(Xp)[src], "pool points")
     return DecisionTargets(points, target, src, mode, other)
 
 

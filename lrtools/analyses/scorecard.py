@@ -140,7 +140,7 @@ def _interval(boots: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _check_common(statistic: Callable, n_boot: int, level: float, nan_policy: str) -> None:
+def _check_resampling(statistic: Callable, n_boot: int, level: float, nan_policy: str) -> None:
     if not callable(statistic):
         raise TypeError(f"statistic must be callable, e.g. np.mean; got {statistic!r}.")
     check_scalar(n_boot, "n_boot", Integral, min_val=1)
@@ -193,7 +193,7 @@ def bootstrap_ci(
 
     the empirical quantiles of the resampled statistics.
     """
-    _check_common(statistic, n_boot, level, nan_policy)
+    _check_resampling(statistic, n_boot, level, nan_policy)
     x, dropped = _clean(values, "values", nan_policy)
     rng = np.random.default_rng(seed)
     boots = _boot_stats(x, statistic, _indices(rng, x.size, int(n_boot)))
@@ -258,7 +258,7 @@ def compare(
         \hat\Delta^{*b} = s(a^{*b}) - s(b^{*b})
         \quad\text{or}\quad s(a^{*b}) / s(b^{*b}).
     """
-    _check_common(statistic, n_boot, level, nan_policy)
+    _check_resampling(statistic, n_boot, level, nan_policy)
     check_choice(kind, "kind", ("difference", "ratio"))
     if not isinstance(paired, bool):
         raise TypeError(f"paired must be a bool; got {type(paired).__name__}.")
@@ -404,6 +404,7 @@ def scorecard(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    keys: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     r"""Test every claim by a bootstrap interval and give it a verdict.
 
@@ -416,8 +417,11 @@ def scorecard(
     level : float, default=0.95
         Nominal coverage of the intervals.
     seed : int, default=0
-        Claim ``i`` resamples with ``SeedSequence(seed, spawn_key=(i,))``: independent streams,
-        the same for a claim whatever the others.
+        Claim ``i`` resamples with ``SeedSequence(seed, spawn_key=(keys[i],))``: independent
+        streams, the same for a claim whatever the others.
+    keys : sequence of int, optional
+        The stream of each claim (default ``0, 1, ...``): a catalogue passes each claim's
+        position in the catalogue, so leaving a claim out does not change the others' intervals.
 
     Returns
     -------
@@ -444,8 +448,12 @@ def scorecard(
     if bad:
         raise TypeError(f"claims must be Claim objects; item {bad[0]} is {type(claims[bad[0]])}.")
     check_scalar(seed, "seed", Integral, min_val=0)
-    _check_common(np.mean, n_boot, level, "raise")
-    rows = [_row(c, i, n_boot, level, seed) for i, c in enumerate(claims)]
+    _check_resampling(np.mean, n_boot, level, "raise")
+    keys = list(range(len(claims))) if keys is None else [int(k) for k in keys]
+    if len(keys) != len(claims) or len(set(keys)) != len(keys):
+        raise ValueError(f"keys must hold {len(claims)} distinct ints, one per claim; got {keys}.")
+    pairs = enumerate(zip(claims, keys, strict=True))
+    rows = [_row(c, i, k, n_boot, level, seed) for i, (c, k) in pairs]
     columns = [
         "claim",
         "statistic",
@@ -462,7 +470,7 @@ def scorecard(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _row(c: Claim, i: int, n_boot: int, level: float, seed: int) -> list:
+def _row(c: Claim, i: int, key: int, n_boot: int, level: float, seed: int) -> list:
     check_choice(c.expected, f"claims[{i}].expected", ("greater", "less"))
     try:
         res = compare(
@@ -473,7 +481,7 @@ def _row(c: Claim, i: int, n_boot: int, level: float, seed: int) -> list:
             paired=c.paired,
             n_boot=n_boot,
             level=level,
-            seed=np.random.SeedSequence(seed, spawn_key=(i,)),
+            seed=np.random.SeedSequence(seed, spawn_key=(key,)),
             nan_policy=c.nan_policy,
         )
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,16 +19,25 @@ import pandas as pd
 from .._validation import check_choice, check_scalar
 from ..cache import cache_path, cached_pickle
 from ..datasets.base import Dataset
-from ..models import VARIANTS
+from ..models import VARIANTS, model_name
 from ..training import ModelSpec, TrainConfig, TrainedModel, fit
 
 __all__ = [
+    "DATASETS",
     "StudyConfig",
     "load_dataset",
     "train_models",
     "model_name",
     "select_points",
+    "select_points_with",
     "cached_measure",
+    "is_cached",
+    "accuracy_table",
+    "inradius_tables",
+    "angle_tables",
+    "nonredundant_angle_tables",
+    "surrounding_tables",
+    "class_region_tables",
 ]
 
 DATASETS = ("mnist", "cifar10", "spirals")
@@ -108,14 +116,6 @@ def load_dataset(name: str, *, downsample: int = 1) -> Dataset:
     return make_spirals()
 
 
-def model_name(variant: str, lr: float, lrs: tuple[float, ...]) -> str:
-    """The paper's model names: ``Vanilla-L``/``BN-S``... ("-L" the larger learning rate)."""
-    label = {"vanilla": "Vanilla", "bn": "BN", "dropout": "Dropout"}[variant]
-    if len(lrs) < 2:
-        return label
-    return f"{label}-{'L' if lr == max(lrs) else 'S' if lr == min(lrs) else f'{lr:g}'}"
-
-
 def train_models(
     cfg: StudyConfig, data: Dataset, *, progress: bool = True
 ) -> dict[tuple[str, float], TrainedModel]:
@@ -166,7 +166,7 @@ def cached_measure(
 
 
 def _measure_key(trained: TrainedModel, params: dict[str, Any]) -> dict[str, Any]:
-    return {"model": Path(trained.key_path).stem, **params}
+    return {"model": trained.cache_id, **params}
 
 
 def is_cached(kind: str, trained: TrainedModel, params: dict[str, Any]) -> bool:
@@ -177,10 +177,10 @@ def is_cached(kind: str, trained: TrainedModel, params: dict[str, Any]) -> bool:
 def accuracy_table(
     cfg: StudyConfig, models: dict[tuple[str, float], TrainedModel], paper: dict | None = None
 ) -> pd.DataFrame:
-    """Test accuracy (%) per learning rate (rows) and variant (columns), as in Table 1."""
+    """Test accuracy (%) per learning rate (rows, floats) and variant (columns), as in Table 1."""
     rows = {}
     for (variant, lr), tm in models.items():
-        rows.setdefault(f"{lr:g}", {})[variant] = 100 * tm.test_accuracy
+        rows.setdefault(float(lr), {})[variant] = 100 * tm.test_accuracy
     table = pd.DataFrame(rows).T[list(cfg.variants)]
     table.index.name = "learning rate"
     return table
@@ -192,35 +192,11 @@ def accuracy_table(
 
 
 def _label(frame: pd.DataFrame, run: tuple[str, float], lrs: tuple[float, ...]) -> pd.DataFrame:
-    return frame.assign(variant=run[0], lr=f"{run[1]:g}", model=model_name(*run, lrs))
+    return frame.assign(variant=run[0], lr=float(run[1]), model=model_name(*run, lrs))
 
 
 def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data.X_test[idx].astype(np.float64), data.y_test[idx]
-
-
-def random_other_targets(data: Dataset, idx: np.ndarray, *, seed: int = 0):
-    """Appendix E's decision targets: for each test point, a random test point of another class.
-
-    Drawn from the whole test set (not only the selected points), with the per-point seed
-    ``point_seed(seed, index)`` so the target of a point does not depend on the selection.
-    """
-    from .boundary import DecisionTargets
-    from .parallel import point_seed
-
-    points, classes, sources = [], [], []
-    for i in idx:
-        rng = np.random.default_rng(point_seed(seed, int(i)))
-        label = int(data.y_test[i])
-        other = int(rng.choice([c for c in range(data.n_classes) if c != label]))
-        pool = np.flatnonzero(data.y_test == other)
-        j = int(pool[rng.integers(pool.size)])
-        points.append(data.X_test[j].astype(np.float64))
-        classes.append(other)
-        sources.append(j)
-    return DecisionTargets(
-        np.stack(points), np.array(classes), np.array(sources), "random_other", "random"
-    )
 
 
 def inradius_tables(
@@ -239,18 +215,21 @@ def inradius_tables(
 ) -> pd.DataFrame:
     """Fig. 3 / Fig. 9: inradii of manifold, decision and adversarial regions of every model.
 
-    See :func:`lrtools.analyses.boundary.region_inradii`; decision targets are class means of
-    the whole test set (``target_mode="class_mean"``, MNIST) or random test points of another
-    class (``"random_other"``, CIFAR-10).
+    See :func:`lrtools.analyses.boundary.region_inradii`. Decision targets follow the one rule
+    of :func:`lrtools.analyses.boundary.decision_targets` with the whole test set as the pool:
+    the mean of another class (``target_mode="class_mean"``, MNIST) or a random test point of
+    another class (``"random_other"``, CIFAR-10); ``other`` picks that class ("random" or
+    "runner_up", per model), seeded by the test index.
     """
-    from .boundary import class_means, region_inradii
+    from .boundary import decision_targets, region_inradii
 
     X, y = _inputs(data, idx)
-    means, targets = None, None
-    if target_mode == "class_mean":
-        means = class_means(data.X_test.astype(np.float64), data.y_test, data.n_classes)
-    else:
-        targets = random_other_targets(data, idx, seed=cfg.seed)
+    pool = (data.X_test, data.y_test)
+
+    def targets(net):
+        return decision_targets(X, y, mode=target_mode, other=other, pool=pool,
+                                n_classes=data.n_classes, model=net, seed=cfg.seed, index=idx)
+
     params = {
         "points": idx.tolist(),
         "mode": target_mode,
@@ -260,6 +239,7 @@ def inradius_tables(
         "steps": steps,
         "method": method,
         "seed": cfg.seed,
+        "targets": "test-set pool, seeded by test index",  # the one decision-target rule
     }
     frames = []
     for run, tm in models.items():
@@ -271,10 +251,7 @@ def inradius_tables(
                 tm.model,
                 X,
                 y,
-                targets=targets,
-                target_mode=target_mode,
-                other=other,
-                means=means,
+                targets=targets(tm.model),
                 eps=eps,
                 step_size=step_size,
                 steps=steps,
