@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from lrtools.datasets import cifar
 from lrtools.datasets.cifar import CLASSES, cifar_standin, load_cifar10
 from lrtools.datasets.idx import md5
-from lrtools.exceptions import DataUnavailableError
+from lrtools.exceptions import DataFallbackWarning, DataUnavailableError
 from lrtools.training import ModelSpec, TrainConfig, fit
 
 CIFAR_NAMES = [
@@ -150,6 +150,8 @@ def test_fake_batches_are_read_in_order_and_rescaled(tmp_path, monkeypatch, rng)
     _trust(monkeypatch, folder)
     d = load_cifar10(folder, download=False, allow_standin=False)
     assert not d.standin and d.name == "cifar10" and "CIFAR-10" in d.source
+    assert "20 training and 3 test images" in d.source and str(tmp_path) not in d.source
+    assert d.fallback_reason == ""
     assert d.X_train.shape == (20, 3, 32, 32) and d.X_test.shape == (3, 3, 32, 32)
     assert d.X_train.dtype == np.float32 and d.y_train.dtype == np.int64
     assert d.classes == tuple(CIFAR_NAMES)
@@ -245,8 +247,21 @@ def small_standin(monkeypatch):
 
 
 def test_offline_without_files_falls_back_to_standin(tmp_path, small_standin):
-    d = load_cifar10(tmp_path / "empty", download=False)
+    with pytest.warns(DataFallbackWarning, match="CIFAR-10 file.*not found"):
+        d = load_cifar10(tmp_path / "empty", download=False)
     assert d.standin and d.input_shape == (3, 32, 32) and len(small_standin) == 1
+    assert "batches.meta" in d.fallback_reason and str(tmp_path) not in d.fallback_reason
+
+
+def test_fallback_names_only_the_missing_files(tmp_path, small_standin):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in cifar.CIFAR_FILES:
+        if name != "data_batch_3":
+            (folder / name).write_bytes(b"")
+    with pytest.warns(DataFallbackWarning, match=r"file\(s\) data_batch_3 not found"):
+        d = load_cifar10(folder, download=False)
+    assert "data_batch_3" in d.fallback_reason and "data_batch_1" not in d.fallback_reason
 
 
 def test_failed_download_falls_back_or_explains(tmp_path, monkeypatch, small_standin):
@@ -254,7 +269,9 @@ def test_failed_download_falls_back_or_explains(tmp_path, monkeypatch, small_sta
         raise OSError("network unreachable")
 
     monkeypatch.setattr(cifar, "_download", offline)
-    assert load_cifar10(tmp_path / "empty").standin
+    with pytest.warns(DataFallbackWarning):
+        d = load_cifar10(tmp_path / "empty")
+    assert d.standin and "network unreachable" in d.fallback_reason
     with pytest.raises(DataUnavailableError, match="could not be downloaded.*network unreachable"):
         load_cifar10(tmp_path / "empty", allow_standin=False)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "split_indices"]
+__all__ = ["Dataset", "split_indices", "display_path"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,7 +27,12 @@ class Dataset:
         True when this is an offline stand-in rather than the real data set; every page that
         shows results computed on it must say so.
     source : str
-        One sentence on where the data came from (shown on the book's pages).
+        One sentence on where the data came from (shown on the book's pages). It never holds
+        an absolute local path, and every count in it is computed from the arrays.
+    fallback_reason : str
+        Why the stand-in is used instead of the real data set: which file was missing or
+        invalid, or why the download failed (shown on the page's data notice); empty for real
+        data.
     """
 
     name: str
@@ -37,6 +43,7 @@ class Dataset:
     classes: tuple[str, ...]
     standin: bool = False
     source: str = ""
+    fallback_reason: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -95,14 +102,10 @@ class Dataset:
             blocks = X.reshape(n, c, h // factor, factor, w // factor, factor)
             return blocks.mean(axis=(3, 5), dtype=np.float64).astype(X.dtype)
 
-        return Dataset(
-            name=self.name,
+        return replace(
+            self,
             X_train=pool(self.X_train),
-            y_train=self.y_train,
             X_test=pool(self.X_test),
-            y_test=self.y_test,
-            classes=self.classes,
-            standin=self.standin,
             source=f"{self.source} Images averaged over {factor}x{factor} pixel blocks "
             f"({h // factor}x{w // factor}; not the paper's input size).",
         )
@@ -115,3 +118,14 @@ def split_indices(
     perm = rng.permutation(n)
     k = int(round(fraction * n))
     return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def display_path(path: str | Path) -> str:
+    """A folder as a page may show it: relative to the data root, never an absolute path."""
+    from ..cache import data_root
+
+    path = Path(path)
+    try:
+        return str(Path("<data root>") / path.resolve().relative_to(data_root().resolve()))
+    except ValueError:
+        return f".../{path.name}" if path.name else str(path)

@@ -11,7 +11,9 @@ Order of preference:
    hash), then extracted;
 4. otherwise, when ``allow_standin=True``, an **offline stand-in** with CIFAR-10's shape
    (3 x 32 x 32, 10 classes, the CIFAR class names): procedurally generated class-conditional
-   images (:func:`cifar_standin`). It is flagged ``standin=True`` and every page that uses it
+   images (:func:`cifar_standin`). It is flagged ``standin=True``, its ``fallback_reason``
+   names the missing files (or the failed download), a
+   :class:`~lrtools.exceptions.DataFallbackWarning` says the same, and every page that uses it
    must say so; its numbers are not CIFAR-10's.
 
 The paper trains the CNN of Table 3 on CIFAR-10 "without data augmentation", with "pixel values
@@ -22,13 +24,15 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .._validation import check_scalar
-from ..exceptions import DataUnavailableError
-from .base import Dataset
+from ..exceptions import DataFallbackWarning, DataUnavailableError
+from .base import Dataset, display_path
 from .idx import md5
 
 __all__ = ["load_cifar10", "cifar_standin", "CIFAR_FILES", "CLASSES"]
@@ -138,7 +142,7 @@ def _read_real(data_dir: Path) -> Dataset | None:
         standin=False,
         source=(
             f"CIFAR-10 (Krizhevsky, 2009), {len(X_train):,} training and {len(X_test):,} test "
-            f"images, from {data_dir}."
+            "images."
         ),
     )
 
@@ -228,6 +232,11 @@ def load_cifar10(
         raise TypeError("download and allow_standin must be bools (True or False).")
     data_dir = Path(data_dir) if data_dir is not None else _default_dir()
     archive = data_dir.parent / ARCHIVE
+    missing = [name for name in CIFAR_FILES if not (data_dir / name).is_file()]
+    reason = (
+        f"CIFAR-10 file(s) {', '.join(missing)} not found in {display_path(data_dir)}, and no "
+        f"{ARCHIVE} beside it"
+    )
     real = _read_real(data_dir)
     if real is None and archive.is_file():
         _extract(archive, data_dir)  # a local archive needs no network; corrupted -> raise
@@ -236,6 +245,7 @@ def load_cifar10(
         try:
             _download(archive)
         except Exception as exc:  # offline, DNS failure, HTTP error, hash mismatch
+            reason += f"; the download from {URL} failed ({type(exc).__name__}: {exc})"
             if not allow_standin:
                 raise DataUnavailableError(
                     f"CIFAR-10 is not in {data_dir} and {URL} could not be downloaded ({exc}). "
@@ -252,7 +262,10 @@ def load_cifar10(
             f"CIFAR-10 is not in {data_dir}; put the extracted {FOLDER} files there or {ARCHIVE} "
             f"in {archive.parent}, or pass download=True."
         )
-    return cifar_standin()
+    reason += "."
+    warnings.warn(f"{reason} Using the offline stand-in, not CIFAR-10.", DataFallbackWarning,
+                  stacklevel=2)  # fmt: skip
+    return replace(cifar_standin(), fallback_reason=reason)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,16 +28,24 @@ def read_idx(path: str | Path) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the file is truncated or its header is not an IDX header.
+        If the file is not gzip data although named ``.gz``, is truncated, or its header is not
+        an IDX header.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile, a truncated gzip stream
+        raise ValueError(f"{path} cannot be decompressed ({exc}); re-download it.") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES or raw[3] == 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number); re-download it.")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header is incomplete; re-download it.")
     dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4).astype(int)
+    if np.any(dims < 0):
+        raise ValueError(f"{path} has a corrupted header (negative dimensions); re-download it.")
     dtype = np.dtype(_DTYPES[raw[2]])
     offset = 4 + 4 * ndim
     n = int(np.prod(dims))
