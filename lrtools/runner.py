@@ -17,14 +17,17 @@ Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
       toy_spirals: {n_samples: 2000, lr: 0.001}
 
 Each value must name a parameter of the notebook's ``parameters`` cell (a shared value, of at
-least one chapter); anything else is an error before any work starts. Executed notebooks are
-written atomically, with papermill's parameter cells hidden and a table of the parameters
-actually used at the top.
+least one chapter) and have the type of that parameter's default (an int where the default is
+an int, a number where it is a float, a list of ints where it is a list of ints, ...); anything
+else, and any YAML error in a profile or a ``-p`` value, is an error before any work starts.
+Executed notebooks are written atomically, with papermill's parameter cells hidden and a table
+of the parameters actually used at the top.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -38,13 +41,21 @@ from typing import Any
 import nbformat
 import yaml
 
-__all__ = ["load_profile", "chapters", "execute_chapter", "build_book", "main"]
+from .exceptions import RunnerError
+
+__all__ = [
+    "RunnerError",
+    "load_profile",
+    "check_parameters",
+    "parse_overrides",
+    "chapters",
+    "execute_chapter",
+    "build_book",
+    "main",
+]
 
 CHAPTER_DIR = Path("book") / "chapters"
-
-
-class RunnerError(Exception):
-    """A user-facing problem with a profile, a parameter or a chapter name."""
+PROFILE_KEYS = ("description", "shared", "notebooks")
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -82,18 +93,38 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     raise RunnerError(f"{path} has no cell tagged 'parameters'; tag its first code cell.")
 
 
-def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
-    """Read ``params/<profile>.yaml`` and check every name against the notebooks.
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The first line of a YAML error, with its position."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RunnerError(
+            f"{what} must be a mapping of names to values (name: value lines); got a "
+            f"{type(value).__name__}: {value!r}."
+        )
+    return dict(value)
+
+
+def read_profile(root: Path, profile: str) -> dict[str, Any]:
+    """Parse ``params/<profile>.yaml`` and check its layout (not yet its parameter names).
 
     Returns
     -------
     dict
-        ``{chapter: {parameter: value}}`` for every chapter of the book (missing ones: {}).
+        ``{"description": str, "shared": dict, "notebooks": {chapter: dict}}``.
 
     Raises
     ------
     RunnerError
-        Unknown profile, unknown chapter or unknown parameter (the message lists valid names).
+        Unknown profile, invalid YAML, or a file that is not a mapping of the keys
+        ``description``, ``shared`` and ``notebooks`` (the message names the file).
     """
     path = root / "params" / f"{profile}.yaml"
     if not path.exists():
@@ -102,11 +133,50 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
             f"{available_profiles(root)}."
         )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise RunnerError(f"profile {path} is not valid YAML: {exc}") from exc
-    sections = data.get("notebooks") or {}
-    shared = _coerce(dict(data.get("shared") or {}))
+        raise RunnerError(f"profile {path} is not valid YAML: {_yaml_problem(exc)}.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RunnerError(
+            f"profile {path} must be a mapping with the keys {list(PROFILE_KEYS)}; it is a YAML "
+            f"{type(data).__name__}. Write e.g. 'shared:' and 'notebooks:' sections."
+        )
+    unknown = sorted(set(data) - set(PROFILE_KEYS))
+    if unknown:
+        raise RunnerError(
+            f"profile {path} has unknown key(s) {unknown}; the keys are {list(PROFILE_KEYS)}."
+        )
+    sections = _mapping(data.get("notebooks"), f"'notebooks' in profile {path}")
+    return {
+        "description": str(data.get("description") or ""),
+        "shared": _coerce(_mapping(data.get("shared"), f"'shared' in profile {path}")),
+        "notebooks": {
+            name: _coerce(_mapping(values, f"'notebooks: {name}' in profile {path}"))
+            for name, values in sections.items()
+        },
+    }
+
+
+def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
+    """Read ``params/<profile>.yaml`` and check every name and value against the notebooks.
+
+    Returns
+    -------
+    dict
+        ``{chapter: {parameter: value}}`` for every chapter of the book (missing ones: {}),
+        values converted to the type of the notebook's default where that is lossless (an int
+        for a float parameter becomes a float).
+
+    Raises
+    ------
+    RunnerError
+        Unknown profile, invalid YAML, a malformed file, an unknown chapter or parameter, or a
+        value of the wrong type (the message names the file, the chapter and the parameter).
+    """
+    data = read_profile(root, profile)
+    shared, sections = data["shared"], data["notebooks"]
     known = chapters(root)
     for name in sections:
         if name not in known:
@@ -119,9 +189,8 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
         defaults = notebook_parameters(root / "notebooks" / f"{name}.ipynb")
         common = {k: v for k, v in shared.items() if k in defaults}
         used |= set(common)
-        values = {**common, **_coerce(dict(sections.get(name) or {}))}
-        check_parameters(root, name, values, origin=f"profile {profile!r}")
-        out[name] = values
+        values = {**common, **sections.get(name, {})}
+        out[name] = check_parameters(root, name, values, origin=f"profile {profile!r}")
     if set(shared) - used:
         raise RunnerError(
             f"profile {profile!r} has shared parameter(s) {sorted(set(shared) - used)} that no "
@@ -130,8 +199,60 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def check_parameters(root: Path, chapter: str, values: dict[str, Any], origin: str) -> None:
-    """Raise ``RunnerError`` if ``values`` names a parameter the notebook does not have."""
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a bool (true or false)"
+    if isinstance(value, int):
+        return "an int"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        kinds = {_type_name(v) for v in value}
+        return f"a list of {kinds.pop().split(' ', 1)[1]}s" if len(kinds) == 1 else "a list"
+    return type(value).__name__
+
+
+def _convert(value: Any, default: Any) -> tuple[bool, Any]:
+    """``(ok, value)``: whether ``value`` has the type of ``default``, and the converted value."""
+    if default is None:  # e.g. max_train = None: an optional value of any plain type
+        return True, value
+    if isinstance(default, bool):
+        return isinstance(value, bool), value
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if isinstance(default, str):
+        return isinstance(value, str), value
+    if isinstance(default, list | tuple):
+        if not isinstance(value, list):
+            return False, value
+        kinds = {type(d) for d in default}
+        if len(kinds) != 1 or not default:  # empty or mixed default: any list
+            return True, value
+        pairs = [_convert(v, default[0]) for v in value]
+        return all(ok for ok, _ in pairs), [v for _, v in pairs]
+    return True, value
+
+
+def check_parameters(
+    root: Path, chapter: str, values: dict[str, Any], origin: str
+) -> dict[str, Any]:
+    """Check ``values`` against the notebook's ``parameters`` cell; return them converted.
+
+    Every name must be a parameter of the chapter, and every value must have the type of the
+    parameter's default (see the module notes): a string for an int parameter (``-p
+    seed=abc``) or a list that does not parse is refused before the notebook starts.
+
+    Raises
+    ------
+    RunnerError
+        Naming the origin (profile or command line), the chapter, the parameter, its default
+        and the value received.
+    """
     defaults = notebook_parameters(root / "notebooks" / f"{chapter}.ipynb")
     unknown = sorted(set(values) - set(defaults))
     if unknown:
@@ -139,6 +260,19 @@ def check_parameters(root: Path, chapter: str, values: dict[str, Any], origin: s
             f"{origin} sets unknown parameter(s) {unknown} for chapter {chapter!r}; its parameters "
             f"are {sorted(defaults)}."
         )
+    out = {}
+    for name, value in values.items():
+        ok, converted = _convert(value, defaults[name])
+        if not ok:
+            default = defaults[name]
+            example = json.dumps(default) if not isinstance(default, str) else default
+            raise RunnerError(
+                f"{origin} sets {name}={value!r} ({_type_name(value)}) for chapter {chapter!r}, "
+                f"but the parameter expects {_type_name(default)} like its default "
+                f"{default!r}; e.g. -p '{name}={example}'."
+            )
+        out[name] = converted
+    return out
 
 
 def _coerce(value: Any) -> Any:
@@ -156,13 +290,27 @@ def _coerce(value: Any) -> Any:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` strings; values are read as YAML (numbers, lists, strings)."""
+    """Parse ``key=value`` strings; values are read as YAML (numbers, lists, strings).
+
+    Raises
+    ------
+    RunnerError
+        If an item is not ``name=value`` or its value is not valid YAML (the message names the
+        argument).
+    """
     out = {}
     for item in items:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise RunnerError(f"override {item!r} must look like name=value, e.g. lr=1e-4.")
         key, value = item.split("=", 1)
-        out[key.strip()] = _coerce(yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise RunnerError(
+                f"-p {item!r}: the value {value!r} is not valid YAML ({_yaml_problem(exc)}). "
+                "Close brackets and quote the whole argument, e.g. -p 'widths=[16, 16]'."
+            ) from exc
+        out[key.strip()] = _coerce(parsed)
     return out
 
 
@@ -204,7 +352,7 @@ def execute_chapter(
     src = root / "notebooks" / f"{chapter}.ipynb"
     if not src.exists():
         raise RunnerError(f"chapter {chapter!r} has no notebook {src}.")
-    check_parameters(root, chapter, params, origin="the command line")
+    params = check_parameters(root, chapter, params, origin="the command line")
     dest_dir = root / CHAPTER_DIR
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{chapter}.ipynb"
@@ -292,13 +440,24 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_profiles(args: argparse.Namespace) -> None:
+    """List the profiles that load; report the broken ones (and fail if there is any)."""
     root = Path(args.root).resolve() if args.root else project_root()
+    broken = []
     for name in available_profiles(root):
-        desc = (yaml.safe_load((root / "params" / f"{name}.yaml").read_text()) or {}).get(
-            "description", ""
-        )
-        print(f"{name}: {desc}")
+        try:
+            description = read_profile(root, name)["description"]
+            load_profile(root, name)
+        except RunnerError as exc:
+            broken.append((name, str(exc)))
+            continue
+        print(f"{name}: {description}")
     print(f"chapters: {chapters(root)}")
+    for name, why in broken:
+        print(f"lrbook: broken profile {name!r}: {why}", file=sys.stderr)
+    if broken:
+        raise RunnerError(
+            f"{len(broken)} profile(s) cannot be used: {[name for name, _ in broken]} (see above)."
+        )
 
 
 def _terminate(signum, frame) -> None:
