@@ -23,6 +23,10 @@ __all__ = [
     "plot_dataset_2d",
     "plot_partitions",
     "plot_distributions",
+    "plot_depthwise_exclusion",
+    "plot_angle_images",
+    "plot_surrounding",
+    "plot_xt_images",
 ]
 
 

@@ -64,7 +64,7 @@ UNITS = ("degrees", "radians")
 
 
 @dataclass(frozen=True, eq=False)
-class _Rows:
+class _SelectedRows:
     """The normals to use: ``A[sel]`` (``sel`` a slice or an index array), their layers, norms."""
 
     A: object  # dense ndarray or scipy.sparse CSR matrix, all m original rows
@@ -133,7 +133,7 @@ def _row_norms(A) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", A, A))  # no (m, d) temporary, unlike linalg.norm
 
 
-def _prepare(region, layer, rows, drop_zero: bool) -> tuple[_Rows, np.ndarray]:
+def _prepare(region, layer, rows, drop_zero: bool) -> tuple[_SelectedRows, np.ndarray]:
     """Select rows (optionally dropping zero rows), sort them by layer; also the zero mask."""
     A, lay = _matrix_and_layer(region, layer)
     keep = _row_mask(rows, A.shape[0])
@@ -146,10 +146,10 @@ def _prepare(region, layer, rows, drop_zero: bool) -> tuple[_Rows, np.ndarray]:
     sel = idx
     if idx.size and np.all(np.diff(idx) == 1):  # a contiguous run: tiles are views, not copies
         sel = slice(int(idx[0]), int(idx[-1]) + 1)
-    return _Rows(A, sel, lay[idx], norms[idx]), zero
+    return _SelectedRows(A, sel, lay[idx], norms[idx]), zero
 
 
-def _check_common(block, unit) -> None:
+def _check_tiling(block, unit) -> None:
     check_scalar(block, "block", Integral, min_val=1)
     check_choice(unit, "unit", UNITS)
 
@@ -167,7 +167,7 @@ def _inv(norm: np.ndarray) -> np.ndarray:
 _SPARSE_BELOW = 0.1  # tiles with a smaller fraction of nonzeros are multiplied as CSR
 
 
-def _tile(R: _Rows, r: tuple[int, int]):
+def _tile(R: _SelectedRows, r: tuple[int, int]):
     """Rows ``r[0]:r[1]`` of the selection as CSR when sparse enough (conv rows), else dense."""
     X = R.take(*r)
     if hasattr(X, "toarray"):
@@ -190,7 +190,7 @@ def _gram(X, Y) -> np.ndarray:
     return np.ascontiguousarray(G)
 
 
-def _cos_tiles(R: _Rows, block: int) -> Iterator[tuple[tuple, tuple, np.ndarray]]:
+def _cos_tiles(R: _SelectedRows, block: int) -> Iterator[tuple[tuple, tuple, np.ndarray]]:
     """Cosine tiles ``(rows, cols, cos)`` with col block >= row block, clipped to [-1, 1].
 
     Every unordered pair of rows appears exactly once in the tiles above the diagonal; a
@@ -246,7 +246,7 @@ def angle_matrix(region, *, rows=None, unit: str = "degrees") -> np.ndarray:
     check_choice(unit, "unit", UNITS)
     A, lay = _matrix_and_layer(region, None)
     idx = _row_index(rows, A.shape[0])
-    return _full(_Rows(A, idx, lay[idx], _row_norms(A)[idx]), unit)
+    return _full(_SelectedRows(A, idx, lay[idx], _row_norms(A)[idx]), unit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def _accumulate(acc: dict, a: int, b: int, cos: np.ndarray, sin_tol: float) -> N
     acc["orth"][a, b] += np.count_nonzero(np.abs(cos) <= sin_tol)
 
 
-def _segments(lay: np.ndarray, lo: int, hi: int) -> list[tuple[int, int, int]]:
+def _layer_runs(lay: np.ndarray, lo: int, hi: int) -> list[tuple[int, int, int]]:
     """(layer position, start, stop) of the layer runs of sorted ``lay`` within [lo, hi)."""
     if hi <= lo:
         return []
@@ -280,10 +280,10 @@ def _segments(lay: np.ndarray, lo: int, hi: int) -> list[tuple[int, int, int]]:
     return [(int(vals[s - lo]), int(s), int(e)) for s, e in zip(starts, stops, strict=True)]
 
 
-def _tile_stats(acc, pos, G, r, c, R: _Rows, sin_tol) -> None:
+def _tile_stats(acc, pos, G, r, c, R: _SelectedRows, sin_tol) -> None:
     """Split one tile by layer and keep only pairs j > i (each unordered pair once)."""
-    for la, ra, rb in _segments(R.layer, *r):
-        for lb, ca, cb in _segments(R.layer, *c):
+    for la, ra, rb in _layer_runs(R.layer, *r):
+        for lb, ca, cb in _layer_runs(R.layer, *c):
             if cb - 1 <= ra:  # every column index <= every row index: counted elsewhere
                 continue
             sub = G[ra - r[0] : rb - r[0], ca - c[0] : cb - c[0]]
@@ -378,7 +378,7 @@ def layer_pair_mean_angles(
     The paper only shows the matrix (Section 3.3: "BN makes the directions of the hyperplanes
     orthogonal, whereas dropout the opposite"); these numbers make that reading measurable.
     """
-    _check_common(block, unit)
+    _check_tiling(block, unit)
     check_scalar(ortho_tol, "ortho_tol", Real, min_val=0.0, max_val=90.0)
     R, zero = _prepare(region, layer, rows, drop_zero=True)
     _, all_layers = _matrix_and_layer(region, layer)
@@ -475,7 +475,7 @@ def downsampled_angle_image(
     zero rows. Each tile :math:`(I, J)` with :math:`J > I` is computed once and added to both
     :math:`(p, q)` and :math:`(q, p)`.
     """
-    _check_common(block, unit)
+    _check_tiling(block, unit)
     if size is not None:
         check_scalar(size, "size", Integral, min_val=1)
     R, _ = _prepare(region, layer, rows, drop_zero=False)
@@ -492,7 +492,7 @@ def downsampled_angle_image(
     return AngleImage(_to_unit(image, unit), starts * size / m, starts, cell_rows, unit)
 
 
-def _full(R: _Rows, unit: str) -> np.ndarray:
+def _full(R: _SelectedRows, unit: str) -> np.ndarray:
     """Full angle matrix of the selected rows, in their order; NaN rows/columns for zero rows."""
     if R.m == 0:
         return np.zeros((0, 0))
@@ -507,7 +507,7 @@ def _full(R: _Rows, unit: str) -> np.ndarray:
     return theta
 
 
-def _tiled_cell_sums(R: _Rows, cells, size: int, block: int):
+def _tiled_cell_sums(R: _SelectedRows, cells, size: int, block: int):
     """Cell sums of angles and counts of valid pixels over upper tiles, mirrored."""
     valid = R.norm > 0
     diag_S, diag_N = np.zeros((size, size)), np.zeros((size, size))

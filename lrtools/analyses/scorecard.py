@@ -35,7 +35,17 @@ import pandas as pd
 
 from .._validation import check_choice, check_scalar
 
-__all__ = ["BootstrapCI", "bootstrap_ci", "compare", "Claim", "scorecard", "verdict"]
+__all__ = [
+    "BootstrapCI",
+    "bootstrap_ci",
+    "compare",
+    "Claim",
+    "scorecard",
+    "verdict",
+    "REPRODUCED",
+    "NOT_REPRODUCED",
+    "INCONCLUSIVE",
+]
 
 _MAX_CELLS = 4_000_000  # resampled values held at once (n_boot rows x n columns)
 
