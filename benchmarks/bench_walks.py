@@ -24,11 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import paper_regions as pr  # noqa: E402
 
+from lrtools.regions import logit_jacobian, null_space_directions  # noqa: E402
 from lrtools.walks import (  # noqa: E402
     count_unique_regions,
     first_class_changes,
-    logit_jacobian,
-    null_space_directions,
     surrounding_regions,
     walk,
 )
