@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "split_indices", "display_path"]
+__all__ = ["Dataset", "split_indices", "display_path", "short_error"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,3 +129,10 @@ def display_path(path: str | Path) -> str:
         return str(Path("<data root>") / path.resolve().relative_to(data_root().resolve()))
     except ValueError:
         return f".../{path.name}" if path.name else str(path)
+
+
+def short_error(exc: BaseException, limit: int = 120) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters (for a data notice)."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._validation import check_scalar
 from ..exceptions import DataFallbackWarning, DataUnavailableError
-from .base import Dataset, display_path
+from .base import Dataset, display_path, short_error
 from .idx import md5
 
 __all__ = ["load_cifar10", "cifar_standin", "CIFAR_FILES", "CLASSES"]
@@ -245,7 +245,7 @@ def load_cifar10(
         try:
             _download(archive)
         except Exception as exc:  # offline, DNS failure, HTTP error, hash mismatch
-            reason += f"; the download from {URL} failed ({type(exc).__name__}: {exc})"
+            reason += f"; the download from {URL} failed ({short_error(exc)})"
             if not allow_standin:
                 raise DataUnavailableError(
                     f"CIFAR-10 is not in {data_dir} and {URL} could not be downloaded ({exc}). "

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import DataFallbackWarning, DataUnavailableError
-from .base import Dataset, display_path, split_indices
+from .base import Dataset, display_path, short_error, split_indices
 from .idx import md5, read_idx
 
 __all__ = ["load_mnist", "mnist_standin", "MNIST_FILES", "MnistFile"]
@@ -237,7 +237,7 @@ def load_mnist(
             data_dir.mkdir(parents=True, exist_ok=True)
             _download(data_dir)
         except Exception as exc:  # offline, DNS failure, HTTP error, hash mismatch
-            reason += f", and the download from {MIRROR} failed ({type(exc).__name__}: {exc})"
+            reason += f", and the download from {MIRROR} failed ({short_error(exc)})"
         else:
             real = _read_real(data_dir)
             if real is not None:
