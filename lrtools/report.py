@@ -39,6 +39,7 @@ __all__ = [
     "publish",
     "publish_scorecard",
     "publish_figure",
+    "caption",
     "not_reproduced_notes",
 ]
 
@@ -117,7 +118,7 @@ def training_basis(data: Dataset, models=None) -> dict[str, Any]:
     }
 
 
-def data_notice(data: Dataset, models=None) -> Markdown:
+def data_notice(data: Dataset, models=None, *, record: bool = True) -> Markdown:
     """A visible admonition naming the data behind the page, with the counts actually used.
 
     Real data gets a note, a stand-in a warning that says why it was used (the data set's
@@ -130,8 +131,12 @@ def data_notice(data: Dataset, models=None) -> Markdown:
     models : mapping or iterable of TrainedModel, optional
         When given, the note says how many training images the models saw per epoch and for
         how many epochs.
+    record : bool, default=True
+        Also :func:`publish` the counts (key ``"data"``) for the landing page.
     """
     b = training_basis(data, models)
+    if record:
+        publish("data", b)
     name = b["name"]
     source = _clean_source(data.source)
     parts = []
@@ -469,6 +474,22 @@ def publish_scorecard(card: pd.DataFrame, *, section: str, basis_text: str = "")
 def publish_figure(label: str, *, basis_text: str) -> None:
     """Record the statistical basis of the figure ``label`` (for the figure index)."""
     publish(f"figure:{label}", {"basis": basis_text})
+
+
+def caption(key: str, label: str, text: str, *, basis_text: str) -> None:
+    """Glue the caption of figure ``key`` (as ``<key>-caption``) and record its basis.
+
+    The page's ``{glue:figure}`` directive shows it with ``{glue:md}`<key>-caption```; the
+    caption ends with the statistical basis ("15 test points per model, seed 0"), so a figure
+    never claims more than the run measured.
+    """
+    from myst_nb import glue
+
+    body = text.rstrip()
+    if basis_text:
+        body += f" *Behind it: {basis_text}.*"
+    glue(f"{key}-caption", Markdown(body), display=False)
+    publish_figure(label, basis_text=basis_text)
 
 
 def not_reproduced_notes(card: pd.DataFrame, reasons: Sequence[str] = ()) -> Markdown:
