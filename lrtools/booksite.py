@@ -29,7 +29,11 @@ FIGURES = [
     ("Fig. 2", "depth-wise exclusion on a real slice", "fig-mnist-2"),
     ("Fig. 3", "inradii of manifold, decision and adversarial regions", "fig-mnist-3"),
     ("Fig. 4", "angles between the hyperplanes of one region", "fig-mnist-4"),
-    ("Fig. 4 (layers)", "mean absolute cosine per pair of layers, every region", "fig-mnist-4-layers"),
+    (
+        "Fig. 4 (layers)",
+        "mean absolute cosine per pair of layers, every region",
+        "fig-mnist-4-layers",
+    ),
     ("Fig. 4 (App. C)", "angles without the redundant hyperplanes", "fig-mnist-4-nonredundant"),
     ("Fig. 5", "most probable point of each class in one region", "fig-mnist-5"),
     ("Fig. 6", "surrounding regions and their decision directions", "fig-mnist-6"),
@@ -100,8 +104,9 @@ def _read(path: Path) -> ChapterRun:
                 payload = data[RESULTS_MIME]
                 run.results[payload["key"]] = payload["value"]
             glue = (out.get("metadata") or {}).get("scrapbook") or {}
-            if glue.get("name") and "image/png" in data:
-                run.images[glue["name"]] = base64.b64decode(data["image/png"])
+            png = data.get(glue.get("mime_prefix", "") + "image/png")  # myst-nb's glue record
+            if glue.get("name") and png:
+                run.images[glue["name"]] = base64.b64decode(png)
     return run
 
 
@@ -190,7 +195,12 @@ def runs_md(runs: dict[str, ChapterRun], order: list[str]) -> str:
         if len(profiles) == 1
         else "**This build mixes profiles** (" + ", ".join(f"`{p}`" for p in profiles) + ")"
     )
-    return head + f"; executing its chapters took {_duration(total)} in all.\n\n" + "\n".join(lines) + "\n"
+    return (
+        head
+        + f"; executing its chapters took {_duration(total)} in all.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _figure_index(runs: dict[str, ChapterRun]) -> dict[str, tuple[ChapterRun, str]]:

@@ -173,7 +173,7 @@ def data_notice(data: Dataset, models=None, *, record: bool = True) -> Markdown:
     if data.standin:
         parts.append("Put the real files in `data/` and rebuild to replace the stand-in.")
     kind, title = ("warning", "Offline stand-in data") if data.standin else ("note", "Data")
-    return Markdown(f":::{{{kind}}} {title}\n" + " ".join(parts) + "\n:::\n")
+    return Markdown(f":::{{admonition}} {title}\n:class: {kind}\n\n" + " ".join(parts) + "\n:::\n")
 
 
 def likely_reasons(
@@ -479,7 +479,7 @@ def publish_figure(label: str, *, basis_text: str) -> None:
 def caption(key: str, label: str, text: str, *, basis_text: str) -> None:
     """Glue the caption of figure ``key`` (as ``<key>-caption``) and record its basis.
 
-    The page's ``{glue:figure}`` directive shows it with ``{glue:md}`<key>-caption```; the
+    The page's ``{glue:figure}`` directive shows it with ``{glue:md}`<key>-caption:myst```; the
     caption ends with the statistical basis ("15 test points per model, seed 0"), so a figure
     never claims more than the run measured.
     """

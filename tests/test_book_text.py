@@ -51,7 +51,7 @@ def test_real_data_note_counts_what_the_run_used(tmp_path):
     data = _real_mnist(tmp_path, n_train=1200)
     assert not data.standin and len(data.X_test) == 10_000 and len(data.X_train) == 1200
     text = report.data_notice(data, _models(1080, 4), record=False).data
-    assert text.startswith(":::{note} Data") and "real data set" in text
+    assert text.startswith(":::{admonition} Data\n:class: note") and "real data set" in text
     assert "1,200 training-split and 10,000 test images" in text
     assert "gradient steps on 1,080 training images per epoch for 4 epochs" in text
     assert "full 60,000-image training set" in text  # the paper's size, next to ours
@@ -68,7 +68,7 @@ def test_standin_note_says_it_once_and_why():
     data = mnist_standin(n_shifts=1)
     object.__setattr__(data, "fallback_reason", "train-images-idx3-ubyte.gz is missing")
     text = report.data_notice(data, _models(500, 2), record=False).data
-    assert text.startswith(":::{warning} Offline stand-in data")
+    assert text.startswith(":::{admonition} Offline stand-in data\n:class: warning")
     assert text.lower().count("comparable") + text.count("not the paper's") == 1
     assert "Why: train-images-idx3-ubyte.gz is missing" in text
     assert f"{len(data.X_train):,} training-split and {len(data.X_test):,} test" in text
@@ -174,8 +174,10 @@ def test_build_fragments_come_from_the_executed_chapters(tmp_path):
     png = base64.b64encode(b"\x89PNG fake").decode()
     glued = nbformat.v4.new_output(
         "display_data",
-        data={"image/png": png, "text/plain": "<Figure>"},
-        metadata={"scrapbook": {"name": "toy-fig8", "mime_prefix": ""}},
+        data={"application/papermill.record/image/png": png},
+        metadata={
+            "scrapbook": {"name": "toy-fig8", "mime_prefix": "application/papermill.record/"}
+        },
     )
     card = [
         {

@@ -37,7 +37,7 @@ FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND",  # the network is off: no CDN can be reached
 ]
 
-CHECK = """
+CHECK = r"""
 <script>
 window.addEventListener('load', async () => {
   const report = {};
@@ -48,7 +48,9 @@ window.addEventListener('load', async () => {
   const clone = article.cloneNode(true);
   clone.querySelectorAll('pre, code, script, style, .highlight').forEach(n => n.remove());
   const text = clone.textContent;
-  report.raw_tex = ['\\\\(', '\\\\['].filter(d => text.includes(d));
+  report.raw_tex = ['\\(', '\\['].filter(d => text.includes(d));
+  const dollars = text.match(/\$[^$\s][^$]*[\\^_{][^$]*\$/g) || [];
+  report.raw_tex = report.raw_tex.concat(dollars.slice(0, 3));
   report.mathjax = !!window.MathJax;
   report.typeset = document.querySelectorAll('mjx-container').length;
   report.merror = document.querySelectorAll('mjx-merror').length;
