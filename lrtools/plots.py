@@ -92,6 +92,33 @@ def _model_colors(labels: Sequence[str]) -> dict:
     return {lab: MODEL_COLORS.get(lab) or next(extra) for lab in labels}
 
 
+def _box_with_points(
+    ax,
+    data: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    order,
+    hue: str,
+    hue_order,
+    palette,
+    dodge: bool = False,
+) -> None:
+    """A box plot (quartiles, no fliers) with every value drawn over it as a point."""
+    common = dict(x=x, y=y, order=order, hue=hue, hue_order=hue_order, palette=palette, ax=ax)
+    sns.boxplot(data, **common, fliersize=0, width=0.55, legend=dodge, boxprops={"alpha": 0.45})
+    sns.stripplot(
+        data,
+        **common,
+        dodge=dodge,
+        size=4,
+        jitter=0.15,
+        legend=False,
+        edgecolor="0.2",
+        linewidth=0.4,
+    )
+
+
 def _log_axis(ax, values, axis: str = "x") -> None:
     """Log scale with a few labelled ticks: decades when the data span them, else 1-2-5."""
     v = np.asarray(values, float)
@@ -337,7 +364,8 @@ def plot_distributions(
             if sel.empty:
                 ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
             elif small:
-                sns.boxplot(
+                _box_with_points(
+                    ax,
                     sel,
                     x=value,
                     y=by,
@@ -345,26 +373,6 @@ def plot_distributions(
                     hue=by,
                     hue_order=hue_order,
                     palette=colors,
-                    ax=ax,
-                    fliersize=0,
-                    width=0.55,
-                    legend=False,
-                    boxprops={"alpha": 0.45},
-                )
-                sns.stripplot(
-                    sel,
-                    x=value,
-                    y=by,
-                    order=hue_order,
-                    hue=by,
-                    hue_order=hue_order,
-                    palette=colors,
-                    ax=ax,
-                    size=4,
-                    jitter=0.15,
-                    legend=False,
-                    edgecolor="0.2",
-                    linewidth=0.4,
                 )
                 ax.set_ylabel("")
             else:
@@ -538,8 +546,7 @@ def plot_angle_images(
         figsize=(3.0 * len(col_order) + 1.3, 3.1 * len(row_order) + 0.3),
         constrained_layout=True,
     )
-    cmap = sns.color_palette("vlag", as_cmap=True).copy()
-    cmap.set_bad("0.85")
+    cmap = sns.color_palette("vlag", as_cmap=True).with_extremes(bad="0.85")
     im = None
     for i, r in enumerate(row_order):
         for j, c in enumerate(col_order):
@@ -638,8 +645,7 @@ def plot_layer_pairs(
     for k, lr in enumerate(lrs):
         ax = axes[0, k]
         sel = df[_lr_match(df["lr"], lr)]
-        sns.barplot(
-            sel,
+        common = dict(
             x="pair",
             y=value,
             hue="technique",
@@ -647,24 +653,10 @@ def plot_layer_pairs(
             hue_order=hue_order,
             palette=colors,
             ax=ax,
-            errorbar=None,
-            alpha=0.5,
-            legend=(k == 0),
         )
+        sns.barplot(sel, **common, errorbar=None, alpha=0.5, legend=(k == 0))
         sns.stripplot(
-            sel,
-            x="pair",
-            y=value,
-            hue="technique",
-            order=pair_order,
-            hue_order=hue_order,
-            palette=colors,
-            dodge=True,
-            ax=ax,
-            size=3.5,
-            edgecolor="0.2",
-            linewidth=0.4,
-            legend=False,
+            sel, **common, dodge=True, size=3.5, edgecolor="0.2", linewidth=0.4, legend=False
         )
         ax.set(
             xlabel="pair of hidden layers",
@@ -718,32 +710,16 @@ def plot_surrounding(
     )
     ax = axes[0, 0]
     lr_pal = dict(zip(lr_names, sns.color_palette("Greys", len(lr_names) + 2)[2:], strict=False))
-    sns.boxplot(
+    _box_with_points(
+        ax,
         counts,
         x="model_",
         y="n_unique_regions",
+        order=labels,
         hue="lr_",
         hue_order=lr_names,
-        order=labels,
-        ax=ax,
-        fliersize=0,
         palette=lr_pal,
-        boxprops={"alpha": 0.6},
-    )
-    sns.stripplot(
-        counts,
-        x="model_",
-        y="n_unique_regions",
-        hue="lr_",
-        hue_order=lr_names,
-        order=labels,
-        ax=ax,
         dodge=True,
-        size=3.5,
-        palette=lr_pal,
-        edgecolor="0.2",
-        linewidth=0.4,
-        legend=False,
     )
     _log_axis(ax, counts["n_unique_regions"], "y")
     ax.set(xlabel="", ylabel="unique regions (log scale)", title="(a) regions within ε")
@@ -757,7 +733,8 @@ def plot_surrounding(
         if sel.empty:
             ax.text(0.5, 0.5, "no surrounding regions", ha="center", transform=ax.transAxes)
         elif per_model.max() < few:
-            sns.boxplot(
+            _box_with_points(
+                ax,
                 sel,
                 x="rho",
                 y="model_",
@@ -765,24 +742,6 @@ def plot_surrounding(
                 hue="model_",
                 hue_order=labels,
                 palette=colors,
-                ax=ax,
-                fliersize=0,
-                legend=False,
-                boxprops={"alpha": 0.45},
-            )
-            sns.stripplot(
-                sel,
-                x="rho",
-                y="model_",
-                order=labels,
-                hue="model_",
-                hue_order=labels,
-                palette=colors,
-                ax=ax,
-                size=4,
-                legend=False,
-                edgecolor="0.2",
-                linewidth=0.4,
             )
             ax.set_ylabel("")
         else:
