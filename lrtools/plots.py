@@ -489,7 +489,7 @@ def _layer_ticks(ax, img, layer_names: Sequence[str] | None) -> None:
     mids = (edges[:-1] + edges[1:]) / 2
     names = list(layer_names or [f"layer {k + 1}" for k in range(len(mids))])[: len(mids)]
     names += [f"layer {k + 1}" for k in range(len(names), len(mids))]
-    ax.set_xticks(mids, names, fontsize=8, rotation=30, ha="right")
+    ax.set_xticks(mids, names, fontsize=8, rotation=90)  # narrow blocks: upright labels clash
     ax.set_yticks(mids, names, fontsize=8)
     ax.tick_params(length=0)
     for b in np.asarray(img.boundaries, float):
@@ -634,16 +634,18 @@ def plot_layer_pairs(
         if lr_order is not None
         else sorted(set(df["lr"].astype(float)), reverse=True)
     )
+    # one row per learning rate, so that the panels keep a legible width on a narrow page
     fig, axes = plt.subplots(
-        1,
         len(lrs),
-        figsize=(max(4.2, 0.75 * len(pair_order) * len(hue_order) ** 0.5) * len(lrs) + 0.4, 3.4),
+        1,
+        figsize=(min(10.0, max(5.0, 0.9 * len(pair_order) + 1.0)), 2.9 * len(lrs) + 0.5),
         squeeze=False,
         sharey=True,
+        sharex=True,
         constrained_layout=True,
     )
     for k, lr in enumerate(lrs):
-        ax = axes[0, k]
+        ax = axes[k, 0]
         sel = df[_lr_match(df["lr"], lr)]
         common = dict(
             x="pair",
@@ -659,12 +661,12 @@ def plot_layer_pairs(
             sel, **common, dodge=True, size=3.5, edgecolor="0.2", linewidth=0.4, legend=False
         )
         ax.set(
-            xlabel="pair of hidden layers",
-            ylabel="mean |cos| (0 = orthogonal)" if k == 0 else "",
+            xlabel="pair of hidden layers" if k == len(lrs) - 1 else "",
+            ylabel="mean |cos|\n(0 = orthogonal)",
             title=f"learning rate {lr_label(lr)}" if len(lrs) > 1 else "",
         )
-        ax.tick_params(axis="x", rotation=30 if names else 0)
-        if names:
+        ax.tick_params(axis="x", rotation=30 if len(pair_order) > 4 else 0)
+        if len(pair_order) > 4:
             for t in ax.get_xticklabels():
                 t.set_ha("right")
     if axes[0, 0].get_legend() is not None:

@@ -130,7 +130,10 @@ def pages(html: Path) -> list[Path]:
     return sorted(
         p
         for p in html.rglob("*.html")
-        if p.name not in skip and not {"_static", "_sources", "reports"} & set(p.parts)
+        if p.name not in skip
+        and not p.name.startswith(".")
+        and not {"_static", "_sources", "reports"} & set(p.parts)
+        and "</body>" in p.read_text()  # not the index.html redirect stub
     )
 
 
