@@ -505,7 +505,7 @@ def not_reproduced_notes(card: pd.DataFrame, reasons: Sequence[str] = ()) -> Mar
             f"verdict: *{r['verdict']}*."
         )
         if reasons:
-            text += " This run differs from the paper's setting in that " + _join(reasons) + "."
+            text += " Likely reasons: " + "; ".join(reasons) + "."
         paras.append(text)
     return Markdown("\n\n".join(paras))
 
