@@ -160,7 +160,7 @@ def summary_md(runs: dict[str, ChapterRun]) -> str:
     for section, run, r in rows:
         lines.append(
             f"| [{_cell(section)}](chapters/{run.name}) | {_cell(r.get('claim', ''))} | "
-            f"{_cell(r.get('our value', ''))} | {_cell(r.get('paper value', ''))} | "
+            f"{_cell(_ours(r))} | {_cell(r.get('paper value', ''))} | "
             f"{_verdict(r.get('verdict', ''))} |"
         )
     counts: dict[str, int] = {}
@@ -168,6 +168,19 @@ def summary_md(runs: dict[str, ChapterRun]) -> str:
         counts[r.get("verdict", "")] = counts.get(r.get("verdict", ""), 0) + 1
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     return "\n".join(lines) + f"\n\nIn all: {len(rows)} claims tested; {tally}.\n"
+
+
+def _ours(row: dict) -> str:
+    """This build's side of a claim: the compared values when given (with the tested difference
+    and its interval beside them), else the tested value."""
+    ours = row.get("our value")
+    ours = "" if ours is None else str(ours)
+    ci = next((str(v) for k, v in row.items() if "CI" in k and v), "")
+    diff = f"{ours} {ci}".strip()
+    values = row.get("values")
+    if values:
+        return f"{values} (difference {diff})" if diff and diff != "–" else str(values)
+    return diff or "–"
 
 
 def _verdict(v: str) -> str:

@@ -453,8 +453,10 @@ def publish_scorecard(card: pd.DataFrame, *, section: str, basis_text: str = "")
     """Record a chapter's claims (columns claim, our value, paper value, verdict) for the
     landing page's results summary.
 
-    ``card`` may have more columns (e.g. ``95% CI``, ``statistic``); the ones above are needed.
-    A claims chapter calls this once after showing its scorecard.
+    ``card`` may have more columns; a ``values`` column (the compared values as text, as in
+    :func:`lrtools.analyses.claims.score`) and interval columns (``CI``, ``95% CI``) are kept
+    and shown beside the tested difference. A claims chapter calls this once after showing its
+    scorecard.
     """
     need = ["claim", "our value", "paper value", "verdict"]
     missing = [c for c in need if c not in card.columns]
@@ -463,8 +465,8 @@ def publish_scorecard(card: pd.DataFrame, *, section: str, basis_text: str = "")
             f"a scorecard needs the columns {need}; {missing} are missing (got "
             f"{list(card.columns)}). Rename the columns before publishing."
         )
-    keep = need + [c for c in card.columns if c not in need and "CI" in str(c)]
-    rows = card[keep].copy()
+    extra = [c for c in card.columns if c not in need and (c == "values" or "CI" in str(c))]
+    rows = card[need + extra].copy()
     rows["our value"] = [
         fmt_number(v) if isinstance(v, float | int) else v for v in rows["our value"]
     ]
@@ -500,8 +502,9 @@ def not_reproduced_notes(card: pd.DataFrame, reasons: Sequence[str] = ()) -> Mar
         return Markdown("Every claim tested on this page agrees with the paper in this run.")
     paras = []
     for _, r in rows.iterrows():
+        ours = r["values"] if isinstance(r.get("values"), str) else r["our value"]
         text = (
-            f"**{r['claim']}** - this run: {r['our value']}; the paper: {r['paper value']}; "
+            f"**{r['claim']}** - this run: {fmt_number(ours)}; the paper: {r['paper value']}; "
             f"verdict: *{r['verdict']}*."
         )
         if reasons:

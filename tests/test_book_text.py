@@ -192,6 +192,14 @@ def test_build_fragments_come_from_the_executed_chapters(tmp_path):
             "paper value": "yes",
             "verdict": "does not agree",
         },
+        {  # the claims catalogue's form: compared values, tested difference, interval
+            "claim": "BN gives smaller regions",
+            "values": "BN 0.01 vs vanilla 0.02",
+            "our value": "-0.3",
+            "CI": "[-0.5, -0.1]",
+            "paper value": "BN smallest",
+            "verdict": "reproduced",
+        },
     ]
     _executed(
         tmp_path,
@@ -223,7 +231,11 @@ def test_build_fragments_come_from_the_executed_chapters(tmp_path):
     paths = booksite.write_fragments(tmp_path)
     summary = paths["summary.md"].read_text()
     assert "| [Toy](chapters/toy_spirals) | BN has more regions | 12 | more | ✓ agrees |" in summary
-    assert "2 claims tested; 1 agrees, 1 does not agree" in summary
+    assert (
+        "| BN 0.01 vs vanilla 0.02 (difference -0.3 [-0.5, -0.1]) | BN smallest | ✓ reproduced"
+        in (summary)
+    )
+    assert "3 claims tested; 1 agrees, 1 does not agree, 1 reproduced" in summary
     index = paths["figure_index.md"].read_text()
     assert "{ref}`linear and classification regions of the toy models <fig-toy-8>`" in index
     assert "every region, seed 0" in index and "`smoke`" in index
