@@ -1,7 +1,19 @@
 """Figures of the book: tables and partitions in, matplotlib figures out (no heavy computing).
 
 Every function returns the ``Figure`` so notebooks can ``glue`` it; axes carry labels and units,
-panels carry model names, and colour bars say what the colour means.
+panels carry model names, and colour bars say what the colour means. Conventions shared by all
+figures, so that a reader learns them once:
+
+- one colour per training technique (:data:`MODEL_COLORS`: vanilla, BN, dropout), the same in
+  every figure;
+- one categorical palette for classes (:func:`class_palette`: ten distinct colours), the same
+  in Fig. 1, 7 and 8;
+- with few values per group (fewer than :data:`FEW` points) distributions are drawn as box
+  plots with every point shown, not as histograms of three values;
+- facet titles in words ("learning rate 1e-3 · manifold regions"), log axes with at most a
+  handful of labelled ticks;
+- sizes chosen to stay legible when a page is 500 px wide (the book's CSS lets a figure scroll
+  rather than shrink below that).
 """
 
 from __future__ import annotations
@@ -20,28 +32,128 @@ from .models import VARIANT_LABELS as MODEL_LABELS  # the one label table
 __all__ = [
     "set_style",
     "MODEL_LABELS",
+    "MODEL_COLORS",
+    "FEW",
+    "class_palette",
+    "lr_label",
     "plot_dataset_2d",
     "plot_partitions",
     "plot_distributions",
     "plot_depthwise_exclusion",
     "plot_angle_images",
+    "plot_layer_pairs",
     "plot_surrounding",
     "plot_xt_images",
 ]
 
+_CB = sns.color_palette("colorblind")
+#: One colour per technique, by label, in every figure.
+MODEL_COLORS = {"Vanilla": _CB[0], "BN": _CB[1], "Dropout": _CB[2]}
+#: Below this many values per group, distributions are box plots with the points drawn.
+FEW = 25
+
 
 def set_style() -> None:
-    """Seaborn's paper style with readable defaults for the book."""
-    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
-    mpl.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+    """Seaborn's whitegrid style with fonts that stay readable on a narrow page."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.bbox": "tight",
+            "axes.titleweight": "bold",
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
+        }
+    )
+
+
+def class_palette(n: int) -> list:
+    """``n`` distinct class colours: matplotlib's tab10 up to ten classes, else husl."""
+    if n <= 10:
+        return sns.color_palette("tab10", n)
+    return sns.color_palette("husl", n)
+
+
+def lr_label(lr) -> str:
+    """A learning rate as the paper writes it: ``1e-3``."""
+    v = float(lr)
+    mant, exp = f"{v:.0e}".split("e")
+    return f"{mant}e{int(exp)}" if float(mant) * 10 ** int(exp) == v else f"{v:g}"
+
+
+def _model_label(m) -> str:
+    return MODEL_LABELS.get(m, m)
+
+
+def _model_colors(labels: Sequence[str]) -> dict:
+    extra = iter(sns.color_palette("colorblind")[3:])
+    return {lab: MODEL_COLORS.get(lab) or next(extra) for lab in labels}
+
+
+def _box_with_points(
+    ax,
+    data: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    order,
+    hue: str,
+    hue_order,
+    palette,
+    dodge: bool = False,
+) -> None:
+    """A box plot (quartiles, no fliers) with every value drawn over it as a point."""
+    common = dict(x=x, y=y, order=order, hue=hue, hue_order=hue_order, palette=palette, ax=ax)
+    sns.boxplot(data, **common, fliersize=0, width=0.55, legend=dodge, boxprops={"alpha": 0.45})
+    sns.stripplot(
+        data,
+        **common,
+        dodge=dodge,
+        size=4,
+        jitter=0.15,
+        legend=False,
+        edgecolor="0.2",
+        linewidth=0.4,
+    )
+
+
+def _log_axis(ax, values, axis: str = "x") -> None:
+    """Log scale with a few labelled ticks: decades when the data span them, else 1-2-5."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    decades = np.log10(hi) - np.log10(lo)
+    if decades >= 1.5:
+        step = max(1, int(np.ceil(decades / 4)))
+        target.set_major_locator(mpl.ticker.LogLocator(base=10.0**step, numticks=6))
+        target.set_major_formatter(mpl.ticker.LogFormatterSciNotation())
+    else:
+        ticks = [
+            m * 10.0**e
+            for e in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+            for m in (1, 2, 5)
+        ]
+        ticks = [t for t in ticks if lo / 1.5 <= t <= hi * 1.5] or [lo, hi]
+        while len(ticks) > 5:
+            ticks = ticks[::2]
+        target.set_major_locator(mpl.ticker.FixedLocator(ticks))
+        target.set_major_formatter(mpl.ticker.FuncFormatter(lambda t, _: f"{t:.2g}"))
+    target.set_minor_formatter(mpl.ticker.NullFormatter())
 
 
 def plot_dataset_2d(
     X: np.ndarray, y: np.ndarray, class_names: Sequence[str], *, title: str = ""
 ) -> plt.Figure:
-    """Scatter plot of a 2-D labelled data set (Fig. 7)."""
+    """Scatter plot of a 2-D labelled data set (Fig. 7), in the class colours of Fig. 8."""
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
-    palette = sns.color_palette("Set1", len(class_names))
+    palette = class_palette(len(class_names))
     for k, name in enumerate(class_names):
         sel = y == k
         ax.scatter(X[sel, 0], X[sel, 1], s=6, color=palette[k], label=f"{name} ({sel.sum()})")
@@ -88,22 +200,22 @@ def plot_partitions(
     -----
     Top row: every linear region is a polygon filled by its activation rate (fraction of active
     hidden units; one shared colour scale), transition boundaries in gray - as in Fig. 1 and
-    Fig. 8 of the paper. Bottom row: the exact classification regions; the decision boundary is
-    where the colours meet.
+    Fig. 8 of the paper. Bottom row: the exact classification regions in the class colours of
+    :func:`class_palette`; the decision boundary is where the colours meet.
     """
     names = list(partitions)
     fig, axes = plt.subplots(
-        2, len(names), figsize=(3.8 * len(names) + 1.0, 8.4), squeeze=False, constrained_layout=True
+        2, len(names), figsize=(3.3 * len(names) + 1.0, 7.4), squeeze=False, constrained_layout=True
     )
     rates = np.concatenate([[c.activation_rate for c in p.cells] for p in partitions.values()])
     norm = mpl.colors.Normalize(vmin=float(rates.min()), vmax=float(rates.max()))
     cmap = sns.color_palette("viridis", as_cmap=True)
-    palette = sns.color_palette("Set2", len(class_names))
+    palette = class_palette(len(class_names))
     ccmap = mpl.colors.ListedColormap(palette)
     cnorm = mpl.colors.BoundaryNorm(np.arange(len(class_names) + 1) - 0.5, len(class_names))
     for j, name in enumerate(names):
         part = partitions[name]
-        label = MODEL_LABELS.get(name, name)
+        label = _model_label(name)
         top, bottom = axes[0, j], axes[1, j]
         coll = _draw_cells(
             top,
@@ -114,7 +226,7 @@ def plot_partitions(
             "0.45",
             0.35,
         )
-        top.set_title(f"{label}: {part.n_regions} linear regions", fontsize=10)
+        top.set_title(f"{label}: {part.n_regions:,} linear regions", fontsize=10)
         pieces = part.class_pieces
         _draw_cells(
             bottom, [v for v, _ in pieces], [lab for _, lab in pieces], ccmap, cnorm, "face", 0.2
@@ -126,7 +238,7 @@ def plot_partitions(
             ax.set_ylim(dom[:, 1].min(), dom[:, 1].max())
             ax.set_aspect("equal")
             ax.set_xlabel(axis_labels[0])
-            ax.set_ylabel(axis_labels[1])
+            ax.set_ylabel(axis_labels[1] if j == 0 else "")
             ax.grid(False)
             for k, (plabel, pts) in enumerate((points or {}).items()):
                 ax.scatter(
@@ -145,13 +257,13 @@ def plot_partitions(
         ax=axes[0, :].tolist(),
         shrink=0.9,
         pad=0.01,
-        label="activation rate\n(fraction of active hidden units)",
+        label="activation rate\n(share of active units)",
     )
     handles = [mpl.patches.Patch(color=palette[k], label=n) for k, n in enumerate(class_names)]
     fig.legend(
         handles=handles,
         loc="outside lower center",
-        ncol=min(len(handles), 10),
+        ncol=min(len(handles), 5),
         fontsize=9,
         title="classification region of class",
         frameon=False,
@@ -159,6 +271,31 @@ def plot_partitions(
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def _facet_title(row_name, row_value, col_name, col_value) -> str:
+    def one(name, value):
+        if name is None:
+            return ""
+        if name == "lr":
+            return f"learning rate {lr_label(value)}"
+        if name == "kind":
+            return f"{value} regions"
+        return f"{name.replace('_', ' ')} {value}"
+
+    return " · ".join(t for t in (one(row_name, row_value), one(col_name, col_value)) if t)
+
+
+def _levels(df: pd.DataFrame, col: str | None, order=None) -> list:
+    if col is None:
+        return [None]
+    present = list(pd.unique(df[col]))
+    if order is not None:
+        return [v for v in order if v in present]
+    return present
+
+
+KIND_ORDER = ["manifold", "decision", "adversarial"]
 
 
 def plot_distributions(
@@ -171,9 +308,14 @@ def plot_distributions(
     log: bool = True,
     xlabel: str = "",
     order: Sequence[str] | None = None,
-    height: float = 3.0,
+    height: float = 2.8,
+    few: int = FEW,
 ) -> plt.Figure:
-    """Histograms (density, shared bins) of ``value`` per model, as in Fig. 3, 6 and 9.
+    """Distributions of ``value`` per model in a grid of facets, as in Fig. 3, 6 and 9.
+
+    With at least ``few`` values per model and facet the panels are density histograms with
+    shared bins (the paper's form); with fewer, box plots with every value drawn as a point,
+    since a histogram of a handful of values shows nothing.
 
     Parameters
     ----------
@@ -182,35 +324,94 @@ def plot_distributions(
     value : str
         Column to plot (e.g. ``"radius"``).
     by : str, default="model"
-        Column mapped to colour.
+        Column mapped to colour (technique names or labels).
     col, row : str, optional
-        Columns that split the figure into a grid (e.g. region kind and learning rate).
+        Columns that split the figure into a grid (e.g. ``"kind"`` and ``"lr"``).
     log : bool, default=True
-        Log-scaled x axis (inradii span orders of magnitude).
+        Log-scaled value axis (inradii span orders of magnitude).
+    order : sequence of str, optional
+        Order of the ``by`` levels.
+    few : int, default=FEW
+        Threshold between the two forms.
     """
-    data = df[np.isfinite(df[value]) & ((df[value] > 0) if log else True)].copy()
-    data[by] = data[by].map(lambda m: MODEL_LABELS.get(m, m))
-    hue_order = [MODEL_LABELS.get(m, m) for m in (order or df[by].unique())]
-    grid = sns.displot(
-        data,
-        x=value,
-        hue=by,
-        hue_order=hue_order,
-        col=col,
-        row=row,
-        kind="hist",
-        stat="density",
-        common_norm=False,
-        element="step",
-        log_scale=log,
-        height=height,
-        aspect=1.25,
-        facet_kws={"sharey": False},
+    data = df[np.isfinite(df[value].astype(float))].copy()
+    if log:
+        data = data[data[value] > 0]
+    data[by] = data[by].map(_model_label)
+    hue_order = [_model_label(m) for m in (order or pd.unique(df[by]))]
+    hue_order = [h for h in hue_order if h in set(data[by])] or hue_order
+    colors = _model_colors(hue_order)
+    cols = _levels(data, col, KIND_ORDER if col == "kind" else None)
+    rows = _levels(data, row)
+    sizes = data.groupby([c for c in (row, col, by) if c]).size()
+    small = bool(len(sizes) == 0 or sizes.max() < few)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(cols),
+        figsize=(3.3 * len(cols) + 0.6, height * len(rows) + 0.6),
+        squeeze=False,
+        sharex=True,
+        constrained_layout=True,
     )
-    grid.set_axis_labels(xlabel or value, "density")
-    if grid.legend is not None:
-        grid.legend.set_title("model")
-    return grid.figure
+    values_all = data[value].to_numpy(float)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            sel = data
+            if row:
+                sel = sel[sel[row] == r]
+            if col:
+                sel = sel[sel[col] == c]
+            if sel.empty:
+                ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+            elif small:
+                _box_with_points(
+                    ax,
+                    sel,
+                    x=value,
+                    y=by,
+                    order=hue_order,
+                    hue=by,
+                    hue_order=hue_order,
+                    palette=colors,
+                )
+                ax.set_ylabel("")
+            else:
+                bins = np.histogram_bin_edges(np.log10(values_all) if log else values_all, bins=30)
+                sns.histplot(
+                    sel,
+                    x=value,
+                    hue=by,
+                    hue_order=hue_order,
+                    palette=colors,
+                    stat="density",
+                    common_norm=False,
+                    element="step",
+                    fill=False,
+                    bins=10**bins if log else bins,
+                    ax=ax,
+                    legend=(i == 0 and j == 0),
+                )
+                ax.set_ylabel("density" if j == 0 else "")
+            ax.set_title(_facet_title(row, r, col, c), fontsize=10)
+            ax.set_xlabel(xlabel or value if i == len(rows) - 1 else "")
+            if small and j > 0:
+                ax.set_yticklabels([])
+    if log:
+        for ax in axes.ravel():
+            _log_axis(ax, values_all, "x")
+    if small:
+        n = int(sizes.max()) if len(sizes) else 0
+        fig.text(
+            0.99,
+            0.005,
+            f"box: quartiles; points: every value (at most {n} per model)",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="0.35",
+        )
+    return fig
 
 
 def plot_depthwise_exclusion(
@@ -277,30 +478,76 @@ def plot_depthwise_exclusion(
     return fig
 
 
+def _lr_match(series: pd.Series, lr) -> pd.Series:
+    """Rows whose learning rate is ``lr`` (tables hold it as a float or as text like "0.001")."""
+    return np.isclose(series.astype(float), float(lr), rtol=1e-9, atol=0.0)
+
+
+def _layer_ticks(ax, img, layer_names: Sequence[str] | None) -> None:
+    """Name each layer at the middle of its block; thin lines at the boundaries."""
+    size = img.image.shape[0]
+    edges = np.concatenate([[0.0], np.asarray(img.boundaries, float), [float(size)]]) - 0.5
+    mids = (edges[:-1] + edges[1:]) / 2
+    names = list(layer_names or [f"layer {k + 1}" for k in range(len(mids))])[: len(mids)]
+    names += [f"layer {k + 1}" for k in range(len(names), len(mids))]
+    ax.set_xticks(mids, names, fontsize=8, rotation=90)  # narrow blocks: upright labels clash
+    ax.set_yticks(mids, names, fontsize=8)
+    ax.tick_params(length=0)
+    for b in np.asarray(img.boundaries, float):
+        ax.axhline(b - 0.5, color="black", lw=0.7)
+        ax.axvline(b - 0.5, color="black", lw=0.7)
+
+
+def angle_color_limit(images: Sequence[object], quantile: float = 0.99) -> float:
+    """Half-range of the colour scale of :func:`plot_angle_images`, in degrees from 90.
+
+    The ``quantile`` of :math:`|\\theta - 90^\\circ|` over every off-diagonal pixel of every
+    panel (at least 0.5 degrees): one shared, data-driven range, so panels compare.
+    """
+    devs = []
+    for img in images:
+        a = np.asarray(img.image, float)
+        off = ~np.eye(a.shape[0], dtype=bool)
+        d = np.abs(a[off] - 90.0)
+        devs.append(d[np.isfinite(d)])
+    allv = np.concatenate(devs) if devs else np.zeros(1)
+    return float(max(np.quantile(allv, quantile) if allv.size else 0.0, 0.5))
+
+
 def plot_angle_images(
     images: Mapping[tuple[str, str], object],
     *,
     row_order: Sequence[str],
     col_order: Sequence[str],
+    layer_names: Sequence[str] | None = None,
     title: str = "",
 ) -> plt.Figure:
-    """Fig. 4 / Fig. 10: heatmaps of hyperplane angles, one panel per model.
+    """Fig. 4 / Fig. 10: hyperplane angles as deviation from 90 degrees, one panel per model.
+
+    Nearly every pair of hyperplanes of a high-dimensional region is close to orthogonal, so on
+    the paper's 0-180 degree scale the matrices look uniform. The colour here is
+    :math:`\\theta_{ij} - 90^\\circ` on a symmetric range set by the data
+    (:func:`angle_color_limit`, shared by all panels): blue where directions are more
+    parallel than orthogonal, red where more anti-parallel, white at exactly 90 degrees.
 
     Parameters
     ----------
     images : mapping of (row label, column label) -> AngleImage
-        From :func:`lrtools.analyses.angles.downsampled_angle_image`.
+        From :func:`lrtools.analyses.angles.downsampled_angle_image` (degrees).
     row_order, col_order : sequence of str
-        Panel layout (e.g. learning rates by rows, variants by columns, as in Fig. 4).
+        Panel layout (e.g. learning rates by rows, techniques by columns, as in Fig. 4).
+    layer_names : sequence of str, optional
+        Names of the hidden layers for the axes (default "layer 1", "layer 2", ...).
     """
+    lim = angle_color_limit(list(images.values()))
     fig, axes = plt.subplots(
         len(row_order),
         len(col_order),
         squeeze=False,
-        figsize=(3.3 * len(col_order) + 1.2, 3.2 * len(row_order)),
+        figsize=(3.0 * len(col_order) + 1.3, 3.1 * len(row_order) + 0.3),
         constrained_layout=True,
     )
-    cmap = sns.color_palette("vlag", as_cmap=True)  # white at 90 degrees (orthogonal)
+    cmap = sns.color_palette("vlag", as_cmap=True).with_extremes(bad="0.85")
     im = None
     for i, r in enumerate(row_order):
         for j, c in enumerate(col_order):
@@ -310,27 +557,121 @@ def plot_angle_images(
                 ax.set_axis_off()
                 continue
             img = images[(r, c)]
-            im = ax.imshow(img.image, cmap=cmap, vmin=0, vmax=180, interpolation="nearest")
-            for bnd in img.boundaries:
-                ax.axhline(bnd - 0.5, color="black", lw=0.6)
-                ax.axvline(bnd - 0.5, color="black", lw=0.6)
-            n = int(img.cell_rows.sum())
-            ticks = np.concatenate([[0], img.boundaries, [img.image.shape[0]]]) - 0.5
-            labels = np.concatenate([[0], img.layer_starts, [n]]).astype(int)
-            ax.set_xticks(ticks, labels, fontsize=7)
-            ax.set_yticks(ticks, labels, fontsize=7)
-            ax.set_title(f"{c} ({r})", fontsize=10)
-            ax.set_xlabel("hyperplane index $j$", fontsize=8)
-            ax.set_ylabel("hyperplane index $i$", fontsize=8)
+            im = ax.imshow(
+                np.asarray(img.image, float) - 90.0,
+                cmap=cmap,
+                vmin=-lim,
+                vmax=lim,
+                interpolation="nearest",
+            )
+            _layer_ticks(ax, img, layer_names)
+            if i < len(row_order) - 1:
+                ax.set_xticklabels([])
+            if j > 0:
+                ax.set_yticklabels([])
+            n = int(np.asarray(img.cell_rows).sum())
+            ax.set_title(f"{c} · {r}\n{n:,} hyperplanes", fontsize=10)
     if im is not None:
-        fig.colorbar(
-            im,
-            ax=axes.ravel().tolist(),
-            shrink=0.8,
-            label=r"angle $\arccos\cos(w_i, w_j)$ (degrees)",
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85)
+        cb.set_label(
+            f"angle − 90° (degrees; range ±{lim:.2g}° from the data)\n"
+            "blue: more parallel · red: more anti-parallel",
+            fontsize=9,
         )
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_layer_pairs(
+    stats: pd.DataFrame,
+    *,
+    variant_order: Sequence[str],
+    lr_order: Sequence | None = None,
+    layer_names: Sequence[str] | None = None,
+    value: str = "mean_abs_cos",
+) -> plt.Figure:
+    """Per-layer-pair summaries beside Fig. 4 / Fig. 10: mean |cos| per region, per model.
+
+    Parameters
+    ----------
+    stats : DataFrame
+        Rows of :func:`lrtools.analyses.angles.layer_pair_mean_angles` for several regions,
+        with columns ``variant``, ``lr``, ``point``, ``layer_i``, ``layer_j`` and ``value``.
+    variant_order : sequence of str
+        Techniques, in colour order.
+    lr_order : sequence, optional
+        Learning rates, one panel each (default: those in ``stats``).
+    layer_names : sequence of str, optional
+        Names of the layers (default "1", "2", ...).
+
+    Notes
+    -----
+    One point per region (test point) and layer pair, a bar for the mean over regions; 0 means
+    orthogonal directions. The paper reads its Fig. 4 as "BN makes the directions orthogonal,
+    dropout the opposite" and "more consistent as the layer goes deeper": the bars put numbers
+    on both readings.
+    """
+    df = stats.copy()
+    names = list(layer_names) if layer_names else None
+
+    def lname(k):
+        return names[int(k)] if names and int(k) < len(names) else str(int(k) + 1)
+
+    df["pair"] = [
+        f"{lname(a)} · {lname(b)}" for a, b in zip(df["layer_i"], df["layer_j"], strict=True)
+    ]
+    pair_order = list(
+        dict.fromkeys(
+            f"{lname(a)} · {lname(b)}"
+            for a, b in sorted(set(zip(df["layer_i"], df["layer_j"], strict=True)))
+        )
+    )
+    df["technique"] = df["variant"].map(_model_label)
+    hue_order = [_model_label(v) for v in variant_order if v in set(df["variant"])]
+    colors = _model_colors(hue_order)
+    lrs = (
+        list(lr_order)
+        if lr_order is not None
+        else sorted(set(df["lr"].astype(float)), reverse=True)
+    )
+    # one row per learning rate, so that the panels keep a legible width on a narrow page
+    fig, axes = plt.subplots(
+        len(lrs),
+        1,
+        figsize=(min(10.0, max(5.0, 0.9 * len(pair_order) + 1.0)), 2.9 * len(lrs) + 0.5),
+        squeeze=False,
+        sharey=True,
+        sharex=True,
+        constrained_layout=True,
+    )
+    for k, lr in enumerate(lrs):
+        ax = axes[k, 0]
+        sel = df[_lr_match(df["lr"], lr)]
+        common = dict(
+            x="pair",
+            y=value,
+            hue="technique",
+            order=pair_order,
+            hue_order=hue_order,
+            palette=colors,
+            ax=ax,
+        )
+        sns.barplot(sel, **common, errorbar=None, alpha=0.5, legend=(k == 0))
+        sns.stripplot(
+            sel, **common, dodge=True, size=3.5, edgecolor="0.2", linewidth=0.4, legend=False
+        )
+        ax.set(
+            xlabel="pair of hidden layers" if k == len(lrs) - 1 else "",
+            ylabel="mean |cos|\n(0 = orthogonal)",
+            title=f"learning rate {lr_label(lr)}" if len(lrs) > 1 else "",
+        )
+        ax.tick_params(axis="x", rotation=30 if len(pair_order) > 4 else 0)
+        if len(pair_order) > 4:
+            for t in ax.get_xticklabels():
+                t.set_ha("right")
+    if axes[0, 0].get_legend() is not None:
+        axes[0, 0].get_legend().set_title("")
     return fig
 
 
@@ -338,10 +679,11 @@ def plot_surrounding(
     counts: pd.DataFrame,
     rho: pd.DataFrame,
     *,
-    lr_order: Sequence[float],
+    lr_order: Sequence,
     variant_order: Sequence[str],
+    few: int = FEW,
 ) -> plt.Figure:
-    """Fig. 6 / Fig. 12: unique surrounding regions (box plot) and cosine similarities.
+    """Fig. 6 / Fig. 12: unique surrounding regions (box plot with points) and cosine similarity.
 
     Parameters
     ----------
@@ -349,55 +691,79 @@ def plot_surrounding(
         One row per (model, point) with columns ``variant``, ``lr``, ``n_unique_regions``.
     rho : DataFrame
         Long table with columns ``variant``, ``lr``, ``rho`` (one row per surrounding region).
+    lr_order : sequence
+        Learning rates (floats or text such as "0.001").
+    few : int, default=FEW
+        Below this many values per model, the similarities are drawn as points over a box plot
+        instead of a histogram.
     """
-    labels = [MODEL_LABELS.get(v, v) for v in variant_order]
-    lr_order = [f"{lr:g}" if isinstance(lr, float) else lr for lr in lr_order]  # lr is a float
-    lr_text = {"lr": lambda f: f["lr"].map(lambda v: f"{v:g}" if isinstance(v, float) else v)}
-    counts = counts.assign(model=counts["variant"].map(lambda v: MODEL_LABELS.get(v, v)), **lr_text)
-    rho = rho.assign(model=rho["variant"].map(lambda v: MODEL_LABELS.get(v, v)), **lr_text)
+    labels = [_model_label(v) for v in variant_order]
+    colors = _model_colors(labels)
+    counts = counts.assign(
+        model_=counts["variant"].map(_model_label), lr_=[lr_label(v) for v in counts["lr"]]
+    )
+    rho = rho.assign(model_=rho["variant"].map(_model_label), lr_=[lr_label(v) for v in rho["lr"]])
+    lr_names = [lr_label(lr) for lr in lr_order]
     fig, axes = plt.subplots(
         1,
         1 + len(lr_order),
-        figsize=(4.2 * (1 + len(lr_order)), 3.6),
+        figsize=(3.9 * (1 + len(lr_order)), 3.5),
         constrained_layout=True,
         squeeze=False,
     )
     ax = axes[0, 0]
-    sns.boxplot(
+    lr_pal = dict(zip(lr_names, sns.color_palette("Greys", len(lr_names) + 2)[2:], strict=False))
+    _box_with_points(
+        ax,
         counts,
-        x="model",
+        x="model_",
         y="n_unique_regions",
-        hue="lr",
-        hue_order=list(lr_order),
         order=labels,
-        ax=ax,
-        fliersize=2,
+        hue="lr_",
+        hue_order=lr_names,
+        palette=lr_pal,
+        dodge=True,
     )
-    ax.set(
-        yscale="log",
-        xlabel="",
-        ylabel="unique surrounding regions (log scale)",
-        title="(a) unique regions within $\\epsilon$",
-    )
-    ax.legend(title="learning rate", fontsize=8)
-    for k, lr in enumerate(lr_order):
+    _log_axis(ax, counts["n_unique_regions"], "y")
+    ax.set(xlabel="", ylabel="unique regions (log scale)", title="(a) regions within ε")
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title("learning rate")
+    for k, (lr, name) in enumerate(zip(lr_order, lr_names, strict=True)):
         ax = axes[0, k + 1]
-        sel = rho[rho["lr"] == lr]
-        sns.histplot(
-            sel,
-            x="rho",
-            hue="model",
-            hue_order=labels,
-            stat="density",
-            common_norm=False,
-            element="step",
-            bins=40,
-            ax=ax,
-        )
-        ax.set(
-            xlabel=r"cosine similarity $\rho$ of decision directions",
-            title=f"({chr(ord('b') + k)}) learning rate {lr}",
-        )
+        sel = rho[_lr_match(rho["lr"], lr)]
+        per_model = sel.groupby("model_").size()
+        panel = f"({chr(ord('b') + k)})" + (f" learning rate {name}" if len(lr_order) > 1 else "")
+        if sel.empty:
+            ax.text(0.5, 0.5, "no surrounding regions", ha="center", transform=ax.transAxes)
+        elif per_model.max() < few:
+            _box_with_points(
+                ax,
+                sel,
+                x="rho",
+                y="model_",
+                order=labels,
+                hue="model_",
+                hue_order=labels,
+                palette=colors,
+            )
+            ax.set_ylabel("")
+        else:
+            sns.histplot(
+                sel,
+                x="rho",
+                hue="model_",
+                hue_order=labels,
+                palette=colors,
+                stat="density",
+                common_norm=False,
+                element="step",
+                fill=False,
+                bins=40,
+                ax=ax,
+            )
+            if ax.get_legend() is not None:
+                ax.get_legend().set_title("")
+        ax.set(xlabel=r"cosine similarity $\rho$ (eq. 13)", title=panel)
     return fig
 
 

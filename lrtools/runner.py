@@ -314,29 +314,120 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _parameter_table(profile: str, defaults: dict[str, Any], used: dict[str, Any]) -> str:
-    rows = ["| parameter | value | from |", "|---|---|---|"]
-    for key in defaults:
-        value = used.get(key, defaults[key])
-        origin = "profile" if key in used else "notebook default"
-        rows.append(f"| `{key}` | `{value!r}` | {origin} |")
+#: Replaced by :func:`_tidy` with the chapter's execution time (known only after the run).
+_RUN_TIME = "@@run-time@@"
+#: Parameters that set the statistical basis of a chapter, read generically from their names.
+_BASIS = re.compile(r"(^|_)(points|seeds?|directions|boot|samples)$")
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as ``-p name=value`` expects it (YAML flow style, one line)."""
+    if isinstance(value, str):
+        return value
     return (
-        f":::{{admonition}} Parameters of this run (profile `{profile}`)\n:class: note\n\n"
-        + "\n".join(rows)
-        + "\n\nRerun with other values: `lrbook run <chapter> --profile "
-        f"{profile} -p name=value` (see the introduction).\n:::\n"
+        yaml.safe_dump(value, default_flow_style=True, width=10_000)
+        .strip()
+        .removesuffix("...")
+        .strip()
     )
 
 
+def _rerun_command(chapter: str, profile: str, overrides: dict[str, Any]) -> str:
+    import shlex
+
+    parts = ["lrbook", "run", chapter, "--profile", profile]
+    for key, value in overrides.items():
+        parts += ["-p", shlex.quote(f"{key}={_yaml_value(value)}")]
+    return " ".join(parts)
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def _parameter_table(
+    profile: str,
+    defaults: dict[str, Any],
+    used: dict[str, Any],
+    *,
+    chapter: str = "CHAPTER",
+    profile_values: dict[str, Any] | None = None,
+) -> str:
+    """The chapter's run box: profile, statistical basis, run time, exact rerun command, and
+    every parameter (in a dropdown, collapsed by default).
+
+    ``profile_values`` are the chapter's values from the profile file; a value of ``used``
+    that is not among them came from the command line (``-p``) and appears in the rerun
+    command. Without ``profile_values`` every value of ``used`` counts as the profile's.
+    """
+    from_profile = used if profile_values is None else profile_values
+    overrides = {k: v for k, v in used.items() if k not in from_profile or from_profile[k] != v}
+    rows = ["| parameter | value | from |", "|---|---|---|"]
+    for key in defaults:
+        value = used.get(key, defaults[key])
+        origin = (
+            "command line" if key in overrides else "profile" if key in used else "notebook default"
+        )
+        rows.append(f"| `{key}` | `{value!r}` | {origin} |")
+    basis = [f"`{k}` = {used.get(k, defaults[k])!r}" for k in defaults if _BASIS.search(k)]
+    lines = [
+        f":::{{admonition}} This run: profile `{profile}`, executed in {_RUN_TIME}",
+        ":class: note lrbook-run",
+        "",
+    ]
+    if basis:
+        lines.append("Behind this chapter's figures and tables: " + ", ".join(basis) + ".")
+        lines.append("")
+    lines += [
+        "Rerun exactly this chapter (from the repository root):",
+        "",
+        "```bash",
+        _rerun_command(chapter, profile, overrides),
+        "```",
+        "",
+        "Add `-p name=value` to change a parameter (all of them are listed below) and `--html`"
+        " to rebuild the pages.",
+        ":::",
+        "",
+        f"::::{{admonition}} Parameters of this run (profile `{profile}`)",
+        ":class: dropdown lrbook-params",
+        "",
+        *rows,
+        "::::",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _tidy(nb: nbformat.NotebookNode, table: str) -> nbformat.NotebookNode:
-    """Hide papermill's parameter cells; put the parameter table after the title cell."""
+    """Hide papermill's parameter cells; put the run box (with the execution time papermill
+    recorded) after the title cell."""
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
+    duration = (nb.metadata.get("papermill") or {}).get("duration")
+    table = table.replace(_RUN_TIME, _format_seconds(duration))
     first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
     nb.cells.insert(first_md + 1, nbformat.v4.new_markdown_cell(table))
     return nb
+
+
+def _profile_values(root: Path, profile: str, chapter: str) -> dict[str, Any] | None:
+    """The chapter's values in ``params/<profile>.yaml`` (None if the profile cannot be read)."""
+    try:
+        return load_profile(root, profile).get(chapter, {})
+    except RunnerError:
+        return None
 
 
 def execute_chapter(
@@ -371,7 +462,11 @@ def execute_chapter(
         nb = nbformat.read(tmp, as_version=4)
         defaults = notebook_parameters(src)
         table = _parameter_table(
-            profile, {k: v for k, v in defaults.items() if k != "profile"}, params
+            profile,
+            {k: v for k, v in defaults.items() if k != "profile"},
+            params,
+            chapter=chapter,
+            profile_values=_profile_values(root, profile, chapter),
         )
         nbformat.write(_tidy(nb, table), tmp)
         os.replace(tmp, dest)

@@ -56,3 +56,52 @@ def small_cnn(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks", "params", "_static")
+
+
+def copy_book_sources(dest):
+    """The book's sources (no executed chapters, no build) copied into ``dest``."""
+    import shutil
+    from pathlib import Path
+
+    src, dest = Path(__file__).resolve().parents[1], Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_SOURCES:
+        if (src / name).is_dir():
+            shutil.copytree(
+                src / name, dest / name, ignore=shutil.ignore_patterns("chapters", "_generated")
+            )
+        else:
+            shutil.copy(src / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The smoke book, built once per test process: ``(root, env)``.
+
+    ``root`` holds the sources, ``book/chapters`` (executed notebooks) and ``_build/html``;
+    ``env`` the cache and data folders it was built with (stand-in data, its own cache). The
+    tests that use it carry ``pytest.mark.xdist_group("smoke_book")`` so that ``pytest -n 2
+    --dist loadgroup`` (``make test``) runs them in one worker and builds the book once.
+    """
+    import os
+
+    from lrtools.runner import main
+
+    root = copy_book_sources(tmp_path_factory.mktemp("smoke-book"))
+    scratch = tmp_path_factory.mktemp("smoke-data")
+    env = {"LRTOOLS_CACHE_DIR": str(scratch / "cache"), "LRTOOLS_DATA_DIR": str(scratch / "data")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["--root", str(root), "build", "--profile", "smoke"]) == 0
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return root, env
