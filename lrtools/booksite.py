@@ -119,9 +119,9 @@ def collect(root: Path) -> dict[str, ChapterRun]:
 
 
 def _duration(seconds: float | None) -> str:
-    from .runner import _format_seconds
+    from .runner import format_seconds
 
-    return _format_seconds(seconds)
+    return format_seconds(seconds)
 
 
 def _cell(text: Any) -> str:

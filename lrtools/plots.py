@@ -40,6 +40,7 @@ __all__ = [
     "plot_partitions",
     "plot_distributions",
     "plot_depthwise_exclusion",
+    "angle_color_limit",
     "plot_angle_images",
     "plot_layer_pairs",
     "plot_surrounding",

@@ -341,7 +341,8 @@ def _rerun_command(chapter: str, profile: str, overrides: dict[str, Any]) -> str
     return " ".join(parts)
 
 
-def _format_seconds(seconds: float | None) -> str:
+def format_seconds(seconds: float | None) -> str:
+    """A duration for people: ``"42 s"``, ``"3 min 07 s"``, ``"1 h 05 min"`` (``None``: unknown)."""
     if seconds is None:
         return "unknown"
     s = int(round(seconds))
@@ -416,7 +417,7 @@ def _tidy(nb: nbformat.NotebookNode, table: str) -> nbformat.NotebookNode:
         if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
     duration = (nb.metadata.get("papermill") or {}).get("duration")
-    table = table.replace(_RUN_TIME, _format_seconds(duration))
+    table = table.replace(_RUN_TIME, format_seconds(duration))
     first_md = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
     nb.cells.insert(first_md + 1, nbformat.v4.new_markdown_cell(table))
     return nb

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,25 +32,34 @@ def _models(n_images: int, epochs: int, k: int = 3):
     return {(f"m{i}", 1e-3): SimpleNamespace(history=hist) for i in range(k)}
 
 
-def _real_mnist(tmp_path: Path, n_train: int) -> Dataset:
-    """Real MNIST files: the shared t10k set as the test split, its first images as 'train'."""
+def _real_mnist(tmp_path: Path, n_train: int, monkeypatch) -> Dataset:
+    """Real MNIST files: the shared t10k set as the test split, its first images as 'train'.
+
+    The loader checks each plain file's count and digest against the canonical training set,
+    which is not on this machine, so the two train entries of ``MNIST_FILES`` are replaced by
+    the count and digest of the truncated files written here; the test files are the real,
+    verified ones, byte for byte.
+    """
     folder = tmp_path / "mnist"
     folder.mkdir()
-    for key, (name, _) in MNIST_FILES.items():
-        if key.startswith("test"):  # the real, verified test files, byte for byte
-            (folder / name).write_bytes((SHARED / name).read_bytes())
+    files = dict(MNIST_FILES)
+    for key, spec in MNIST_FILES.items():
+        if key.startswith("test"):
+            (folder / spec.name).write_bytes((SHARED / spec.name).read_bytes())
             continue
-        raw = gzip.open(SHARED / name.replace("train", "t10k")).read()
-        head, size = (16, 784) if "images" in key else (8, 1)
+        raw = gzip.open(SHARED / spec.name.replace("train", "t10k")).read()
+        head, size = (16, 784) if spec.images else (8, 1)
         blob = bytearray(raw[:head] + raw[head : head + n_train * size])
         blob[4:8] = n_train.to_bytes(4, "big")  # IDX header: number of items
-        (folder / name.removesuffix(".gz")).write_bytes(bytes(blob))  # unchecked: uncompressed
+        (folder / spec.name.removesuffix(".gz")).write_bytes(bytes(blob))
+        files[key] = replace(spec, count=n_train, raw_md5=hashlib.md5(bytes(blob)).hexdigest())
+    monkeypatch.setattr("lrtools.datasets.mnist.MNIST_FILES", files)
     return load_mnist(folder, download=False, allow_standin=False)
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared MNIST test set not present")
-def test_real_data_note_counts_what_the_run_used(tmp_path):
-    data = _real_mnist(tmp_path, n_train=1200)
+def test_real_data_note_counts_what_the_run_used(tmp_path, monkeypatch):
+    data = _real_mnist(tmp_path, n_train=1200, monkeypatch=monkeypatch)
     assert not data.standin and len(data.X_test) == 10_000 and len(data.X_train) == 1200
     text = report.data_notice(data, _models(1080, 4), record=False).data
     assert text.startswith(":::{admonition} Data\n:class: note") and "real data set" in text
