@@ -9,8 +9,9 @@ model's cache key). A notebook calls these functions and only plots and prints t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "model_name",
     "select_points",
     "select_points_with",
+    "first_classified",
     "cached_measure",
     "is_cached",
     "accuracy_table",
@@ -60,10 +62,18 @@ class StudyConfig:
         Subset of ("vanilla", "bn", "dropout").
     lrs : tuple of float
         Learning rates (the paper: 1e-3 "-L" and 1e-4 "-S" on MNIST; 1e-3 on CIFAR-10).
-    drop_rate, batch_size, max_epochs, patience, seed
+    drop_rate, batch_size, max_epochs, patience
         As in :class:`lrtools.training.TrainConfig`.
     max_train : int or None
         Train on at most this many images (None: all).
+    seed : int
+        Seed of the point selection and of the measurements' randomness (PGD starts, walk
+        directions, decision targets): the same for every model, so that models are compared
+        on the same test points and directions.
+    seeds : tuple of int or None
+        Training seeds: every variant and learning rate is trained once per seed, with that
+        seed for the initialisation and the batch order (``ModelSpec.init_seed`` and
+        ``TrainConfig.seed``). None: ``(seed,)``, one model per variant and learning rate.
     """
 
     data: str = "mnist"
@@ -78,6 +88,7 @@ class StudyConfig:
     patience: int = 3
     max_train: int | None = None
     seed: int = 0
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.data, "data", DATASETS)
@@ -88,11 +99,67 @@ class StudyConfig:
         object.__setattr__(self, "variants", tuple(self.variants))
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         check_scalar(self.max_epochs, "max_epochs", int, min_val=1)
+        check_scalar(self.seed, "seed", Integral, min_val=0)
+        object.__setattr__(self, "seeds", _check_seeds(self.seeds, self.seed))
 
     @property
-    def runs(self) -> list[tuple[str, float]]:
-        """Every (variant, learning rate) pair, learning rates outermost (Fig. 3's rows)."""
-        return [(v, lr) for lr in self.lrs for v in self.variants]
+    def runs(self) -> list[tuple[str, float, int]]:
+        """Every (variant, learning rate, seed), learning rates outermost (Fig. 3's rows), then
+        variants, then seeds."""
+        return [(v, lr, s) for lr in self.lrs for v in self.variants for s in self.seeds]
+
+    @property
+    def first_seed(self) -> int:
+        """The seed of the pictures that show one model per variant (Fig. 4, 5, 10, 11)."""
+        return self.seeds[0]
+
+    def runs_of(self, seed: int | None = None) -> list[tuple[str, float, int]]:
+        """The runs of one training seed (default: the first), in the order of :attr:`runs`."""
+        seed = self.first_seed if seed is None else seed
+        if seed not in self.seeds:
+            raise ValueError(f"seed {seed!r} is not among the training seeds {self.seeds}.")
+        return [run for run in self.runs if run[2] == seed]
+
+    def name(self, run: tuple[str, float, int]) -> str:
+        """A run's label: the paper's model name (``BN-L``, Fig. 5), with ``seed s`` appended
+        only when the study trains more than one seed (``BN-L seed 1``)."""
+        variant, lr, seed = _run(run)
+        label = model_name(variant, lr, self.lrs)
+        return f"{label} seed {seed}" if len(self.seeds) > 1 else label
+
+
+def _check_seeds(seeds: Any, seed: int) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct non-negative ints (None: ``(seed,)``)."""
+    if seeds is None:
+        return (int(seed),)
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence):
+        raise TypeError(
+            f"seeds must be a list of ints, e.g. seeds=[0, 1]; got {type(seeds).__name__} "
+            f"{seeds!r}."
+        )
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one training seed, e.g. seeds=[0].")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, Integral) or s < 0:
+            raise TypeError(
+                f"seeds must hold non-negative ints; got {s!r} in {list(seeds)}. "
+                "E.g. seeds=[0, 1]."
+            )
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(
+            f"seeds {list(seeds)} repeat a seed: each would train the same model twice and "
+            "count it as two independent runs. Give distinct seeds."
+        )
+    return tuple(int(s) for s in seeds)
+
+
+def _run(run: tuple) -> tuple[str, float, int]:
+    if not isinstance(run, tuple) or len(run) != 3:
+        raise ValueError(
+            f"a run is a (variant, learning rate, seed) tuple, as in StudyConfig.runs; got "
+            f"{run!r}."
+        )
+    return str(run[0]), float(run[1]), int(run[2])
 
 
 def load_dataset(name: str, *, downsample: int = 1) -> Dataset:
@@ -118,27 +185,32 @@ def load_dataset(name: str, *, downsample: int = 1) -> Dataset:
 
 def train_models(
     cfg: StudyConfig, data: Dataset, *, progress: bool = True
-) -> dict[tuple[str, float], TrainedModel]:
-    """Train (or load from the cache) one model per (variant, learning rate) of ``cfg``."""
+) -> dict[tuple[str, float, int], TrainedModel]:
+    """Train (or load from the cache) one model per (variant, learning rate, seed) of ``cfg``.
+
+    The training seed is the initialisation seed: run ``(v, lr, s)`` starts from the weights
+    drawn with seed ``s`` and shuffles its batches with seed ``s``. Keys are
+    :attr:`StudyConfig.runs`.
+    """
     out = {}
-    for variant, lr in cfg.runs:
+    for variant, lr, seed in cfg.runs:
         spec = ModelSpec(
             cfg.arch,
             cfg.widths,
             variant,
             drop_rate=cfg.drop_rate,
             dense=cfg.dense,
-            init_seed=cfg.seed,
+            init_seed=seed,
         )
         train = TrainConfig(
             lr=lr,
             batch_size=cfg.batch_size,
             max_epochs=cfg.max_epochs,
             patience=cfg.patience,
-            seed=cfg.seed,
+            seed=seed,
             max_train=cfg.max_train,
         )
-        out[(variant, lr)] = fit(spec, data, train, progress=progress)
+        out[(variant, lr, seed)] = fit(spec, data, train, progress=progress)
     return out
 
 
@@ -175,14 +247,27 @@ def is_cached(kind: str, trained: TrainedModel, params: dict[str, Any]) -> bool:
 
 
 def accuracy_table(
-    cfg: StudyConfig, models: dict[tuple[str, float], TrainedModel], paper: dict | None = None
+    cfg: StudyConfig, models: dict[tuple[str, float, int], TrainedModel], paper: dict | None = None
 ) -> pd.DataFrame:
-    """Test accuracy (%) per learning rate (rows, floats) and variant (columns), as in Table 1."""
-    rows = {}
-    for (variant, lr), tm in models.items():
-        rows.setdefault(float(lr), {})[variant] = 100 * tm.test_accuracy
-    table = pd.DataFrame(rows).T[list(cfg.variants)]
+    """Test accuracy (%) per learning rate (rows, floats) and variant (columns), as in Table 1,
+    averaged over the training seeds of ``models``.
+
+    ``attrs["n_seeds"]`` holds the number of seeds behind each cell (a table), and
+    ``attrs["per_seed"]`` the accuracies of every run (columns ``variant``, ``lr``, ``seed``,
+    ``accuracy``).
+    """
+    runs = pd.DataFrame(
+        [{"variant": v, "lr": float(lr), "seed": int(s), "accuracy": 100 * tm.test_accuracy}
+         for (v, lr, s), tm in ((_run(run), tm) for run, tm in models.items())]
+    )  # fmt: skip
+    grouped = runs.groupby(["lr", "variant"])["accuracy"]
+    table = grouped.mean().unstack("variant").sort_index(ascending=False)
+    table = table[list(cfg.variants)].reindex([float(lr) for lr in cfg.lrs])
     table.index.name = "learning rate"
+    table.columns.name = None
+    counts = grouped.size().unstack("variant").reindex(table.index)[list(cfg.variants)]
+    table.attrs["n_seeds"] = counts
+    table.attrs["per_seed"] = runs
     return table
 
 
@@ -191,8 +276,14 @@ def accuracy_table(
 # --------------------------------------------------------------------------------------------
 
 
-def _label(frame: pd.DataFrame, run: tuple[str, float], lrs: tuple[float, ...]) -> pd.DataFrame:
-    return frame.assign(variant=run[0], lr=float(run[1]), model=model_name(*run, lrs))
+def _label(
+    frame: pd.DataFrame, run: tuple[str, float, int], lrs: tuple[float, ...]
+) -> pd.DataFrame:
+    """Model columns of a per-point table: ``variant``, ``lr`` (a float), ``seed`` (the
+    training seed) and ``model`` (the paper's name, the same for every seed: tables pool the
+    seeds of a model under one name, and the ``seed`` column tells them apart)."""
+    variant, lr, seed = _run(run)
+    return frame.assign(variant=variant, lr=lr, seed=seed, model=model_name(variant, lr, lrs))
 
 
 def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +431,7 @@ def nonredundant_angle_tables(
         res = results[run]
         frames.append(_label(res["stats"], run, cfg.lrs))
         images[run] = res["image"]
-        summary.append({"model": model_name(*run, cfg.lrs), "rows": res["n_rows"],
+        summary.append({"model": cfg.name(run), "rows": res["n_rows"],
                         "redundant": int(res["redundant"].sum()),
                         **{f"layer {la + 1}": n for la, n in res["per_layer"].items()},
                         "LPs": res["n_lp"], "seconds": res["seconds"]})
@@ -419,10 +510,71 @@ def class_region_tables(
     return pd.concat(points, ignore_index=True), pd.concat(classes, ignore_index=True), xts
 
 
-def select_points_with(data: Dataset, n: int, include_class: int, *, seed: int = 0) -> np.ndarray:
-    """:func:`select_points` plus the first test point of ``include_class`` (Fig. 5 / Fig. 11
-    show one point of a given class); sorted, reproducible. ``n=0``: that point alone."""
+def first_classified(
+    data: Dataset, models: dict[tuple[str, float, int], TrainedModel], include_class: int,
+    *, chunk: int = 500,
+) -> tuple[int, int]:
+    """The first test point *classified* as ``include_class`` by every model of ``models``
+    (the paper's Fig. 5 / Fig. 11 point: "the first test image classified as automobile").
+
+    Test images are scanned in order, ``chunk`` at a time, with each model's prediction
+    (the argmax of its logits). If no test image is classified as ``include_class`` by all
+    models, the first one classified so by the most models is returned.
+
+    Returns
+    -------
+    (index, n_agree) : tuple of int
+        The test index and how many of the ``len(models)`` models classify it as
+        ``include_class`` (a caption says "classified as automobile by n_agree of m models").
+
+    Raises
+    ------
+    ValueError
+        No model classifies any test image as ``include_class``, or ``models`` is empty.
+    """
+    from ..regions import predict
+
+    check_scalar(include_class, "include_class", Integral, min_val=0,
+                 max_val=data.n_classes - 1)  # fmt: skip
+    check_scalar(chunk, "chunk", Integral, min_val=1)
+    if not models:
+        raise ValueError("models is empty; pass the trained models whose predictions count.")
+    best, best_votes = -1, 0
+    for start in range(0, len(data.X_test), int(chunk)):
+        X = data.X_test[start : start + int(chunk)].astype(np.float64)
+        votes = sum((predict(tm.model, X).argmax(1) == include_class).astype(int)
+                    for tm in models.values())  # fmt: skip
+        if votes.max() == len(models):
+            return start + int(np.argmax(votes == len(models))), len(models)
+        if votes.max() > best_votes:
+            best, best_votes = start + int(np.argmax(votes)), int(votes.max())
+    if best < 0:
+        raise ValueError(
+            f"no model classifies any of the {len(data.X_test)} test images as class "
+            f"{include_class} ({data.classes[include_class]!r}); choose another class."
+        )
+    return best, best_votes
+
+
+def select_points_with(
+    data: Dataset,
+    n: int,
+    include_class: int,
+    *,
+    seed: int = 0,
+    models: dict[tuple[str, float, int], TrainedModel] | None = None,
+) -> np.ndarray:
+    """:func:`select_points` plus one test point of ``include_class`` (Fig. 5 / Fig. 11 show
+    one point of a given class); sorted, reproducible. ``n=0``: that point alone.
+
+    With ``models`` the added point is the first test point those models *classify* as
+    ``include_class`` (:func:`first_classified`, the paper's choice); without, the first one
+    *labelled* so.
+    """
     check_scalar(n, "n", int, min_val=0)
     idx = select_points(data, n, seed=seed) if n > 0 else np.zeros(0, dtype=int)
-    first = int(np.flatnonzero(data.y_test == include_class)[0])
+    if models is None:
+        first = int(np.flatnonzero(data.y_test == include_class)[0])
+    else:
+        first = first_classified(data, models, include_class)[0]
     return idx if first in idx else np.sort(np.append(idx, first))
