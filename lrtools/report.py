@@ -454,8 +454,9 @@ def publish_scorecard(card: pd.DataFrame, *, section: str, basis_text: str = "")
     landing page's results summary.
 
     ``card`` may have more columns; a ``values`` column (the compared values as text, as in
-    :func:`lrtools.analyses.claims.score`) and interval columns (``CI``, ``95% CI``) are kept
-    and shown beside the tested difference. A claims chapter calls this once after showing its
+    :func:`lrtools.analyses.claims.score`), interval columns (``CI``, ``95% CI``) and the
+    sample columns ``n`` (points x seeds) and ``per seed`` are kept and shown beside the
+    tested difference. A claims chapter calls this once after showing its
     scorecard.
     """
     need = ["claim", "our value", "paper value", "verdict"]
@@ -465,7 +466,8 @@ def publish_scorecard(card: pd.DataFrame, *, section: str, basis_text: str = "")
             f"a scorecard needs the columns {need}; {missing} are missing (got "
             f"{list(card.columns)}). Rename the columns before publishing."
         )
-    extra = [c for c in card.columns if c not in need and (c == "values" or "CI" in str(c))]
+    extra = [c for c in card.columns
+             if c not in need and (c in ("values", "n", "per seed") or "CI" in str(c))]  # fmt: skip
     rows = card[need + extra].copy()
     rows["our value"] = [
         fmt_number(v) if isinstance(v, float | int) else v for v in rows["our value"]

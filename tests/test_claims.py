@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrtools.analyses import claims
-from lrtools.analyses.scorecard import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from lrtools.analyses import claims, verdicts
+from lrtools.analyses.scorecard import NOT_REPRODUCED, REPRODUCED
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT.parent / "shared" / "paper" / "paper-html-text.txt"
@@ -118,13 +118,19 @@ def test_catalogues_give_the_known_verdicts(catalogue, cifar):
     assert _verdicts(good) == {REPRODUCED}, good[["claim", "our value", "verdict"]]
     bad = claims.score(entries, _tables(-1, cifar=cifar, lrs=lrs), n_boot=300)
     assert _verdicts(bad) == {NOT_REPRODUCED}, bad[["claim", "our value", "verdict"]]
-    # no effect at all: every interval touches 0 (32 equal values have an exact mean, so the
-    # rho claim's reference 0.9 is met exactly, not within rounding)
+    # no effect at all: every difference is exactly 0 (32 equal values have an exact mean, so
+    # the rho claim's reference 0.9 is met exactly, not within rounding)
     flat = claims.score(entries, _tables(0, cifar=cifar, noise=0.0, n=32, lrs=lrs), n_boot=300)
-    assert _verdicts(flat) == {INCONCLUSIVE}
+    assert _verdicts(flat) == {verdicts.NO_DIFFERENCE}
+    # strong effects on too few points: numbers, but no verdict
     few = claims.score(entries, _tables(+1, cifar=cifar, n=1, lrs=lrs), n_boot=300)
-    assert _verdicts(few) == {claims.NOT_SCORED} and few["our value"].isna().all()
-    assert list(good.columns[:8]) == claims.DISPLAY_COLUMNS
+    assert _verdicts(few) == {"inconclusive: n = 1"} and few["CI"].eq("").all()
+    nine = claims.score(entries, _tables(+1, cifar=cifar, n=verdicts.MIN_POINTS - 1, lrs=lrs),
+                        n_boot=300)  # fmt: skip
+    assert _verdicts(nine) == {f"inconclusive: n = {verdicts.MIN_POINTS - 1}"}
+    assert nine["ci_low"].notna().all()  # the interval is computed and shown, only not judged
+    assert good["n"].eq("30 points x 1 seed").all() and good["per seed"].eq("").all()
+    assert list(good.columns[: len(claims.DISPLAY_COLUMNS)]) == claims.DISPLAY_COLUMNS
     assert good["reference"].str.len().min() > 0 and good["paper value"].str.len().min() > 0
 
 
@@ -170,9 +176,37 @@ def test_a_claim_left_unscored_does_not_change_the_others():
     thin = _tables(+1, lrs=(1e-3,))
     thin["class_regions"] = thin["class_regions"][thin["class_regions"].point == 0]
     part = claims.score(entries, thin, n_boot=300, seed=3)
-    unscored = part["verdict"] == claims.NOT_SCORED
+    unscored = part["verdict"].map(verdicts.is_too_few)
     assert unscored.sum() == 2  # the two Table 2 claims
     pd.testing.assert_frame_equal(full[~unscored], part[~unscored])
+
+
+def _seeded(effects: dict[int, float], n: int = 30) -> dict[str, pd.DataFrame]:
+    """The synthetic tables once per training seed, with the paper's effects scaled per seed."""
+    parts = [{k: t.assign(seed=seed) for k, t in _tables(s, n=n, seed=seed).items()}
+             for seed, s in effects.items()]  # fmt: skip
+    return {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0]}
+
+
+def test_seeds_are_resampled_and_shown():
+    entries = claims.mnist_claims(VARIANTS, (1e-3, 1e-4))
+    agree = claims.score(entries, _seeded({0: 1.0, 1: 0.8}), n_boot=300)
+    assert _verdicts(agree) == {REPRODUCED}, agree[["claim", "per seed", "verdict"]]
+    assert agree["n"].eq("30 points x 2 seeds").all() and (agree["n_seeds"] == 2).all()
+    assert agree["per seed"].str.match(r"seed 0: [-+][\d.e-]+; seed 1: [-+]").all()
+    assert (agree["n_a"] == 60).all()  # both seeds' points pooled
+    # one seed shows the paper's effects, the other the opposite: no claim is decided
+    split = claims.score(entries, _seeded({0: 1.0, 1: -1.0}), n_boot=300)
+    assert _verdicts(split) == {verdicts.SEEDS_DISAGREE}
+    # one seed's points alone would have decided them (the point bootstrap of one model)
+    alone = claims.score(entries, _seeded({0: 1.0}), n_boot=300)
+    assert _verdicts(alone) == {REPRODUCED}
+
+
+def test_paired_claims_pair_within_seeds():
+    entry = next(c for c in claims.mnist_claims() if c.claim.startswith("Decision regions"))
+    a, b = entry.series(_seeded({0: 1.0, 1: 1.0}))
+    assert a.index.names == ["seed", "point"] and a.index.equals(b.index) and len(a) == 60
 
 
 def test_missing_table_is_named():

@@ -67,6 +67,8 @@ def test_seeds_with_inconsistent_signs_give_no_verdict():
     assert decide(c, "greater") == decide(c, "less") == SEEDS_DISAGREE
     assert decide(_c(0.6, 0.3, 0.9, per_seed=(1.0, 0.8, 0.1)), "greater") == REPRODUCED
     assert decide(_c(0.6, 0.3, 0.9, per_seed=(1.0, 0.0)), "greater") == SEEDS_DISAGREE
+    # the disagreement is named even when the interval also contains zero
+    assert decide(_c(0.4, -0.2, 0.9, per_seed=(1.0, -0.2)), "greater") == SEEDS_DISAGREE
 
 
 def test_reproduced_and_not_reproduced_follow_the_paper_side():
@@ -109,7 +111,10 @@ def test_the_interval_widens_when_seeds_disagree():
     assert (h.high - h.low) > 2 * (flat.high - flat.low)
     assert flat.low > 0  # the point bootstrap calls it significant ...
     assert h.low < 0 < h.high  # ... the spread of the seeds does not let it
-    assert decide(h, "greater") == INCONCLUSIVE
+    assert decide(h, "greater") == SEEDS_DISAGREE  # seed 1 shows the opposite sign
+    agreeing = Comparison(h.estimate, h.low, h.high, h.level, h.n_boot, h.seeds,
+                          tuple(abs(v) for v in h.per_seed), h.n_a, h.n_b, h.scale)  # fmt: skip
+    assert decide(agreeing, "greater") == INCONCLUSIVE
     np.testing.assert_allclose(h.per_seed, [np.mean(a[k]) - np.mean(b[k]) for k in offsets])
     assert h.n_a == h.n_b == (n, n, n) and h.seeds == (0, 1, 2)
 

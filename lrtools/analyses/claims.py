@@ -17,18 +17,22 @@ One module holds what the book compares against:
 Verdicts
 --------
 A claim compares a statistic :math:`s` of per-unit values of two models (or of one model and
-a reference number). The unit of a per-point claim is the test point: with at least
-``min_values`` values on each side the claim is tested by the percentile-bootstrap interval of
-:math:`s(a) - s(b)` (:func:`lrtools.analyses.scorecard.scorecard`): "reproduced", "not
-reproduced" or "inconclusive at this sample size"; with fewer it is "not scored". The unit of
-a per-run claim (the toy set, where a statistic covers the whole input box) is the training
-run: with one run the two statistics are compared directly ("agrees" / "does not agree": what
-this run shows, not a significance test); with ``min_values`` runs or more they are tested by
-the bootstrap like per-point claims.
+a reference number). The unit of a per-point claim is the test point of a trained model: the
+interval of :math:`s(a) - s(b)` comes from the hierarchical bootstrap of
+:func:`lrtools.analyses.verdicts.hierarchical_compare` (resample the training seeds, then the
+points within each drawn seed) and the verdict from :func:`lrtools.analyses.verdicts.decide`:
+"inconclusive: n = k" below :data:`~lrtools.analyses.verdicts.MIN_POINTS` points per trained
+model, "no difference" below :data:`~lrtools.analyses.verdicts.PRACTICAL_SIZE` pooled standard
+deviations, "inconclusive: seeds disagree" when the seeds' own estimates differ in sign, else
+"reproduced", "not reproduced" or "inconclusive at this sample size". The unit of a per-run
+claim (the toy set, where a statistic covers the whole input box) is the training run: with
+one run the two statistics are compared directly ("agrees" / "does not agree": what this run
+shows, not a significance test); with ``min_values`` runs or more they are tested by the
+point bootstrap of :func:`lrtools.analyses.scorecard.scorecard` over runs.
 
 Values are pandas Series indexed by their unit (``test_index`` or ``point``; ``seed`` first
-when a table has a ``seed`` column), so paired claims align on it and a resampling over seeds
-and points can be added to :func:`score` without touching the catalogues.
+when a table has a ``seed`` column), so paired claims align on it and the bootstrap sees the
+seeds.
 
 References
 ----------
@@ -49,6 +53,15 @@ import pandas as pd
 from .._validation import check_choice, check_scalar
 from ..models import VARIANT_LABELS, VARIANTS
 from .scorecard import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Claim, scorecard
+from .verdicts import (
+    MIN_POINTS,
+    NO_DIFFERENCE,
+    PRACTICAL_SIZE,
+    SEEDS_DISAGREE,
+    decide,
+    hierarchical_compare,
+    too_few,
+)
 
 __all__ = [
     "REFERENCES",
@@ -80,6 +93,8 @@ __all__ = [
     "DISAGREES",
     "VERDICTS",
     "DISPLAY_COLUMNS",
+    "NO_DIFFERENCE",
+    "SEEDS_DISAGREE",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -418,16 +433,22 @@ class PaperClaim:
         check_choice(self.expected, "expected", ("greater", "less"))
         check_choice(self.unit, "unit", ("point", "run"))
 
-    def values(self, tables: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray | float]:
-        """The two samples (the second a float for a reference number), aligned if paired."""
+    def series(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.Series, pd.Series | float]:
+        """The two samples indexed by unit (``(seed, point)`` where the tables carry seeds;
+        the second a float for a reference number), aligned on common units if paired."""
         a = self.a.values(tables)
         if isinstance(self.b, Real):
-            return a.to_numpy(float), float(self.b)
+            return a.astype(float), float(self.b)
         b = self.b.values(tables)
         if self.paired:
             common = a.index.intersection(b.index)
             a, b = a[common], b[common]
-        return a.to_numpy(float), b.to_numpy(float)
+        return a.astype(float), b.astype(float)
+
+    def values(self, tables: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray | float]:
+        """The two samples as arrays (the second a float for a reference number)."""
+        a, b = self.series(tables)
+        return a.to_numpy(float), (b if isinstance(b, float) else b.to_numpy(float))
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,11 +708,13 @@ def cifar_claims(variants: Sequence[str] = VARIANTS, lr: float | None = None
 NOT_SCORED = "not scored (too few values)"
 AGREES = "agrees"
 DISAGREES = "does not agree"
-#: Every verdict :func:`score` can give.
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, AGREES, DISAGREES, NOT_SCORED)
+#: Every fixed verdict :func:`score` can give; a per-point claim below the minimum sample gets
+#: ``"inconclusive: n = k"`` (:func:`lrtools.analyses.verdicts.too_few`) instead.
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NO_DIFFERENCE, SEEDS_DISAGREE, INCONCLUSIVE, AGREES,
+            DISAGREES, NOT_SCORED)  # fmt: skip
 #: The columns a book page shows (the others hold the numbers behind them).
-DISPLAY_COLUMNS = ["claim", "reference", "statistic", "values", "our value", "CI", "paper value",
-                   "verdict"]  # fmt: skip
+DISPLAY_COLUMNS = ["claim", "reference", "statistic", "values", "our value", "CI", "per seed",
+                   "n", "paper value", "verdict"]  # fmt: skip
 
 
 def _stat(c: PaperClaim, x) -> float:
@@ -711,6 +734,46 @@ def _one_run(c: PaperClaim, a, b) -> dict:
     return {"our value": diff, "verdict": AGREES if holds else DISAGREES}
 
 
+def _seeds_of(values: pd.Series) -> tuple:
+    if isinstance(values.index, pd.MultiIndex) and "seed" in values.index.names:
+        return tuple(sorted(set(values.index.get_level_values("seed"))))
+    return (0,)
+
+
+def _n_text(counts: Sequence[int], n_seeds: int) -> str:
+    """ "50 points x 2 seeds": the sample behind a claim (points per trained model)."""
+    lo, hi = min(counts, default=0), max(counts, default=0)
+    points = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    return f"{points} point{'s' if hi != 1 else ''} x {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+
+
+def _per_point(c: PaperClaim, i: int, tables, n_boot, level, seed, min_points, practical
+               ) -> dict:  # fmt: skip
+    """The scorecard entries of one per-point claim (hierarchical bootstrap and decide)."""
+    a, b = c.series(tables)
+    reference = isinstance(b, float)
+    seeds = _seeds_of(a) if len(a) else ()
+    seeds_b = () if reference else (_seeds_of(b) if len(b) else ())
+    out = {"n_seeds": len(seeds)}
+    if not len(a) or (not reference and (not len(b) or seeds_b != seeds)):
+        # a side measured nothing (or not on every seed): no estimate, no verdict
+        counts = [0]
+        out.update({"n": _n_text(counts, max(len(seeds), len(seeds_b))), "verdict": too_few(0)})
+        return out
+    comp = hierarchical_compare(a, b, c.statistic, paired=c.paired, n_boot=n_boot, level=level,
+                                seed=np.random.SeedSequence(seed, spawn_key=(i,)))  # fmt: skip
+    out.update({
+        "our value": comp.estimate,
+        "CI": "" if np.isnan(comp.low) else f"[{comp.low:.4g}, {comp.high:.4g}]",
+        "per seed": "" if len(seeds) == 1 else "; ".join(
+            f"seed {k}: {v:+.3g}" for k, v in zip(comp.seeds, comp.per_seed, strict=True)),
+        "n": _n_text([*comp.n_a, *comp.n_b], len(seeds)),
+        "verdict": decide(comp, c.expected, min_points=min_points, practical=practical),
+        "ci_low": comp.low, "ci_high": comp.high, "effect": comp.effect,
+    })  # fmt: skip
+    return out
+
+
 def score(
     claims: Sequence[PaperClaim],
     tables: Mapping[str, pd.DataFrame],
@@ -719,6 +782,8 @@ def score(
     level: float = 0.95,
     seed: int = 0,
     min_values: int = 2,
+    min_points: int = MIN_POINTS,
+    practical: float = PRACTICAL_SIZE,
 ) -> pd.DataFrame:
     r"""Evaluate a catalogue on the measurement tables of a run: one row per claim.
 
@@ -728,7 +793,8 @@ def score(
         E.g. :func:`mnist_claims`.
     tables : mapping of str to pandas.DataFrame
         The measurement tables the claims read (see :class:`Quantity`), with the columns
-        ``variant`` and ``lr`` (a float) of :mod:`lrtools.analyses.study`.
+        ``variant`` and ``lr`` (a float) of :mod:`lrtools.analyses.study`, and ``seed`` where
+        the models were trained with several seeds.
     n_boot : int, default=2000
         Bootstrap resamples per claim.
     level : float, default=0.95
@@ -737,16 +803,24 @@ def score(
         Claim ``i`` of the catalogue resamples with ``SeedSequence(seed, spawn_key=(i,))``,
         whatever the other claims.
     min_values : int, default=2
-        Fewest values per side for the bootstrap (per-point claims with fewer are "not
-        scored"; per-run claims with fewer are compared directly).
+        Per-run claims (the toy catalogue): fewest runs per side for the bootstrap (with
+        fewer, one run is compared directly).
+    min_points : int, default=MIN_POINTS
+        Per-point claims: fewest test points per trained model before a verdict
+        (:func:`lrtools.analyses.verdicts.decide`).
+    practical : float, default=PRACTICAL_SIZE
+        Per-point claims: smallest effect, in pooled standard deviations, that counts.
 
     Returns
     -------
     pandas.DataFrame
         In catalogue order: ``claim``, ``reference``, ``statistic``, ``values`` (the statistic
-        of each side), ``our value`` (:math:`s(a) - s(b)`), ``CI`` (the interval as text),
-        ``paper value``, ``verdict`` (one of :data:`VERDICTS`), then ``ci_low``, ``ci_high``,
-        ``n_a``, ``n_b``, ``unit``. ``attrs["level"]`` is ``level``.
+        of each side), ``our value`` (:math:`s(a) - s(b)` pooled over seeds), ``CI`` (the
+        interval as text), ``per seed`` (each seed's :math:`s(a) - s(b)`, with several seeds),
+        ``n`` (points per trained model x seeds), ``paper value``, ``verdict``, then
+        ``ci_low``, ``ci_high``, ``n_a``, ``n_b`` (values per side, all seeds), ``n_seeds``,
+        ``effect`` (the estimate in pooled standard deviations), ``unit``.
+        ``attrs`` holds ``level``, ``min_points`` and ``practical``.
     """
     claims = list(claims)
     bad = [i for i, c in enumerate(claims) if not isinstance(c, PaperClaim)]
@@ -754,20 +828,28 @@ def score(
         raise TypeError(f"claims must be PaperClaim objects; item {bad[0]} is "
                         f"{type(claims[bad[0]]).__name__}.")  # fmt: skip
     check_scalar(min_values, "min_values", Integral, min_val=2)
+    check_scalar(min_points, "min_points", Integral, min_val=2)
+    check_scalar(practical, "practical", Real, min_val=0.0)
     rows, boot, keys = [], [], []
     for i, c in enumerate(claims):
         a, b = c.values(tables)
         n_b = 0 if isinstance(b, float) else len(b)
         row = {"claim": c.claim, "reference": c.reference, "statistic": c.label,
-               "values": _values_text(c, a, b), "our value": np.nan, "CI": "",
-               "paper value": c.paper_value, "verdict": NOT_SCORED, "ci_low": np.nan,
-               "ci_high": np.nan, "n_a": len(a), "n_b": n_b, "unit": c.unit}  # fmt: skip
+               "values": _values_text(c, a, b), "our value": np.nan, "CI": "", "per seed": "",
+               "n": "", "paper value": c.paper_value, "verdict": NOT_SCORED, "ci_low": np.nan,
+               "ci_high": np.nan, "n_a": len(a), "n_b": n_b, "n_seeds": 1, "effect": np.nan,
+               "unit": c.unit}  # fmt: skip
+        if c.unit == "point":
+            row.update(_per_point(c, i, tables, n_boot, level, seed, min_points, practical))
+            rows.append(row)
+            continue
+        row["n"] = f"{len(a)} run{'s' if len(a) != 1 else ''}"
         enough = len(a) >= min_values and (isinstance(b, float) or n_b >= min_values)
         if enough:
             boot.append(Claim(c.claim, a, b, c.expected, c.paper_value, statistic=c.statistic,
                               label=c.label, paired=c.paired))  # fmt: skip
             keys.append(i)
-        elif c.unit == "run" and len(a) and (isinstance(b, float) or n_b):
+        elif len(a) and (isinstance(b, float) or n_b):
             row.update(_one_run(c, a, b))
         rows.append(row)
     if boot:
@@ -777,6 +859,7 @@ def score(
             rows[k].update({"our value": r["our value"], "CI": r[ci], "verdict": r["verdict"],
                             "ci_low": r["ci_low"], "ci_high": r["ci_high"]})  # fmt: skip
     out = pd.DataFrame(rows, columns=[*DISPLAY_COLUMNS, "ci_low", "ci_high", "n_a", "n_b",
-                                      "unit"])  # fmt: skip
-    out.attrs["level"] = float(level)
+                                      "n_seeds", "effect", "unit"])  # fmt: skip
+    out.attrs.update({"level": float(level), "min_points": int(min_points),
+                      "practical": float(practical)})  # fmt: skip
     return out

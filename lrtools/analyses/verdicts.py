@@ -14,7 +14,7 @@ then have two levels: seeds, and test points within a seed.
   their spread to the interval, which resampling the points alone (what a one-seed run can
   do) never sees.
 * :func:`decide` - the verdict: too few points, no difference of practical size, seeds that
-  disagree in sign, or the claim reproduced / not reproduced.
+  disagree in sign, an interval across zero, or the claim reproduced / not reproduced.
 
 Thresholds
 ----------
@@ -329,9 +329,10 @@ def decide(
            (no effect of practical size is compatible with the data), or when
            :math:`|d| < \delta` and the interval excludes 0 (an effect is detected, but it is
            smaller than the practical size);
-        3. ``"inconclusive at this sample size"`` when the interval contains 0;
-        4. ``"inconclusive: seeds disagree"`` when there are several seeds and their
-           estimates do not all have the sign of the pooled one;
+        3. ``"inconclusive: seeds disagree"`` when there are several seeds and their
+           estimates do not all have the sign of the pooled one (with two seeds the interval
+           then contains 0 as well: a quarter of the resamples hold only the dissenting seed);
+        4. ``"inconclusive at this sample size"`` when the interval contains 0;
         5. ``"reproduced"`` when the interval lies on the paper's side of 0, else
            ``"not reproduced"``.
     """
@@ -348,13 +349,11 @@ def decide(
     excludes_zero = c.low > 0 or c.high < 0
     if (-practical < d_low and d_high < practical) or (abs(d) < practical and excludes_zero):
         return NO_DIFFERENCE
-    if c.scale == 0 and c.estimate == 0:
-        return NO_DIFFERENCE
-    if not excludes_zero:
-        return INCONCLUSIVE
     sign = np.sign(c.estimate)
     if len(c.per_seed) > 1 and not all(np.sign(v) == sign for v in c.per_seed):
         return SEEDS_DISAGREE
+    if not excludes_zero:
+        return INCONCLUSIVE
     return REPRODUCED if (c.low > 0) == (expected == "greater") else NOT_REPRODUCED
 
 
@@ -397,10 +396,10 @@ def rules_text(*, min_points: int = MIN_POINTS, practical: float = PRACTICAL_SIZ
         f"rules out a larger one or excludes zero. Two distributions {practical:g} SD apart "
         f"overlap by {overlap:.0f}%; such a shift is invisible in the paper's histograms, so "
         "it cannot be what the paper describes, however many points make it significant.\n"
-        "3. **inconclusive at this sample size** - the interval contains zero.\n"
-        "4. **inconclusive: seeds disagree** - with several seeds, the seeds' own estimates do "
+        "3. **inconclusive: seeds disagree** - with several seeds, the seeds' own estimates do "
         "not all have the sign of the pooled one: the effect belongs to some trained networks, "
         "not to the training technique.\n"
+        "4. **inconclusive at this sample size** - the interval contains zero.\n"
         "5. **reproduced** / **not reproduced** - the interval lies on the paper's side of zero, "
         "or on the other side.\n\n"
         "Each rule is a two-sided test at the stated level, with no correction for testing "
