@@ -183,15 +183,21 @@ def likely_reasons(
     n_points: int | None = None,
     paper_points: int = 1000,
     max_epochs: int | None = None,
-    n_seeds: int = 1,
+    n_seeds: int | None = None,
     full_train: int | None = None,
 ) -> list[str]:
     """Computed reasons why a number of this run may differ from the paper's.
 
     Each reason is a sentence with the run's own count beside the paper's: the stand-in, the
     training-set size, an epoch budget the models ran into, the number of test points and of
-    seeds. Only the reasons that apply to this run are returned.
+    seeds. Only the reasons that apply to this run are returned. ``n_seeds`` (None) is read
+    from the keys of ``models`` when they are the study's ``(variant, lr, seed)`` runs (one
+    seed otherwise).
     """
+    if n_seeds is None:
+        keys = list(models) if isinstance(models, Mapping) else []
+        runs = [k for k in keys if isinstance(k, tuple) and len(k) == 3]
+        n_seeds = len({k[2] for k in runs}) if runs and len(runs) == len(keys) else 1
     b = training_basis(data, models)
     out = []
     if data.standin:

@@ -99,7 +99,9 @@ def test_per_point_tables_carry_the_seed(monkeypatch):
     assert set(zip(table["variant"], table["seed"], strict=True)) == {
         ("vanilla", 0), ("vanilla", 1), ("bn", 0), ("bn", 1)}  # fmt: skip
     assert table["seed"].dtype.kind == "i"
-    assert set(table["model"]) == {"Vanilla", "BN"}  # the seeds of a model pool under its name
+    # one label per trained network; the paper's name alone with one seed
+    assert set(table["model"]) == {"Vanilla seed 0", "Vanilla seed 1", "BN seed 0", "BN seed 1"}
+    assert (table.groupby("model").size() == len(idx)).all()
     # each (variant, seed) has its own model's values
     per_run = table.groupby(["variant", "seed"])["radius"].nunique()
     assert (per_run == 1).all()
@@ -154,3 +156,15 @@ def test_the_fig5_point_is_the_first_one_classified_as_the_class():
     assert study.first_classified(data, {"a": a, "b": b}, 0, chunk=1) == (2, 2)
     with pytest.raises(ValueError, match="no model classifies"):
         study.first_classified(data, {"a": _fake(_argmax_net([3, 3, 3]))}, 1)
+
+
+def test_likely_reasons_count_the_seeds_of_the_runs():
+    from lrtools.report import likely_reasons
+
+    data = _data()
+    one = {("vanilla", 1e-3, 0): _fake()}
+    two = {("vanilla", 1e-3, 0): _fake(), ("vanilla", 1e-3, 1): _fake()}
+    reason = "one training seed, so the spread between seeds is not measured"
+    assert reason in likely_reasons(data, one)
+    assert reason not in likely_reasons(data, two)
+    assert reason in likely_reasons(data, two, n_seeds=1)  # an explicit count wins

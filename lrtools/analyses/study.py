@@ -276,14 +276,13 @@ def accuracy_table(
 # --------------------------------------------------------------------------------------------
 
 
-def _label(
-    frame: pd.DataFrame, run: tuple[str, float, int], lrs: tuple[float, ...]
-) -> pd.DataFrame:
+def _label(frame: pd.DataFrame, run: tuple[str, float, int], cfg: StudyConfig) -> pd.DataFrame:
     """Model columns of a per-point table: ``variant``, ``lr`` (a float), ``seed`` (the
-    training seed) and ``model`` (the paper's name, the same for every seed: tables pool the
-    seeds of a model under one name, and the ``seed`` column tells them apart)."""
+    training seed) and ``model`` (:meth:`StudyConfig.name`: the paper's name, with the seed
+    only when the study trains several, so a table grouped by ``model`` has one group per
+    trained network)."""
     variant, lr, seed = _run(run)
-    return frame.assign(variant=variant, lr=lr, seed=seed, model=model_name(variant, lr, lrs))
+    return frame.assign(variant=variant, lr=lr, seed=seed, model=cfg.name(run))
 
 
 def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,7 +350,7 @@ def inradius_tables(
                 n_jobs=n_jobs,
             ),
         )
-        frames.append(_label(table, run, cfg.lrs))
+        frames.append(_label(table, run, cfg))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -385,7 +384,7 @@ def angle_tables(
             {"points": idx.tolist(), "size": image_size},
             lambda tm=tm: compute(tm.model),
         )
-        frames.append(_label(stats, run, cfg.lrs))
+        frames.append(_label(stats, run, cfg))
         images[run] = image
     return pd.concat(frames, ignore_index=True), images
 
@@ -429,7 +428,7 @@ def nonredundant_angle_tables(
     frames, images, summary = [], {}, []
     for run in runs:
         res = results[run]
-        frames.append(_label(res["stats"], run, cfg.lrs))
+        frames.append(_label(res["stats"], run, cfg))
         images[run] = res["image"]
         summary.append({"model": cfg.name(run), "rows": res["n_rows"],
                         "redundant": int(res["redundant"].sum()),
@@ -467,8 +466,8 @@ def surrounding_tables(
                 tm.model, X, n_directions=n_directions, eps=eps, seed=cfg.seed, n_jobs=n_jobs
             ),
         )
-        counts.append(_label(c, run, cfg.lrs))
-        rho.append(_label(r, run, cfg.lrs))
+        counts.append(_label(c, run, cfg))
+        rho.append(_label(r, run, cfg))
     return pd.concat(counts, ignore_index=True), pd.concat(rho, ignore_index=True)
 
 
@@ -504,8 +503,8 @@ def class_region_tables(
             lambda tm=tm: class_region_table(tm.model, X, method=method, n_jobs=n_jobs,
                                              exact=exact),
         )
-        points.append(_label(pp.assign(test_index=idx[pp["point"]]), run, cfg.lrs))
-        classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg.lrs))
+        points.append(_label(pp.assign(test_index=idx[pp["point"]]), run, cfg))
+        classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg))
         xts[run] = xt
     return pd.concat(points, ignore_index=True), pd.concat(classes, ignore_index=True), xts
 
