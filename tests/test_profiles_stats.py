@@ -92,3 +92,17 @@ def test_claims_chapters_read_the_sections_tables(profile):
                           ("cifar_surrounding", "surrounding_points"),
                           ("cifar_decision", "decision_points")):  # fmt: skip
         assert _value(p, chapter, "n_points") == _value(p, "cifar_claims", name), chapter
+
+
+@pytest.mark.parametrize("section, claims_page, cls", [("mnist_decision", "mnist_claims", "fig5"),
+                                                      ("cifar_decision", "cifar_claims", "fig11")])
+def test_fig5_and_fig11_points_are_chosen_by_classification(section, claims_page, cls):
+    """The section and the claims page pick the point with the same call (same cached tables),
+    by the first seed's models, and the caption reports how many models agree."""
+    sec = (ROOT / "notebooks" / f"{section}.ipynb").read_text()
+    page = (ROOT / "notebooks" / f"{claims_page}.ipynb").read_text()
+    call = f"{cls}_class, seed=seed, models=shown)"
+    assert call in sec and call in page
+    assert "shown = {run: models[run] for run in cfg.runs_of()}" in sec
+    assert "shown = {run: models[run] for run in cfg.runs_of()}" in page
+    assert f"first_classified(data, shown, {cls}_class)" in sec and f"{cls}_agree" in sec
