@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -482,14 +483,21 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not zipfile.is_zipfile(path):  # not torch.save's format (or a damaged file)
+            raise SpecError(
+                f"weights file {path} cannot be read by torch.load(weights_only=True): it is not "
+                f"a file written by torch.save, or it is damaged. {_save_hint()}."
+            ) from exc
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        detail = detail[0].split(" Please")[0][:160] if "WeightsUnpickler" in text else "an object"
         raise SpecError(
             f"weights file {path} is not a plain state_dict: torch.load(weights_only=True) "
-            f"refused it because it holds a pickled Python object ({first[:160]}). lrtools "
-            f"never unpickles arbitrary objects. {_save_hint()} (the tensors only, not the "
-            "model object)."
+            f"refused it because it holds a pickled Python object ({detail}). lrtools never "
+            f"unpickles arbitrary objects. {_save_hint()} (the tensors only, not the model "
+            "object)."
         ) from exc
-    except Exception as exc:  # not a torch file at all (zip/pickle format errors vary)
+    except Exception as exc:  # e.g. a truncated zip archive
         raise SpecError(
             f"weights file {path} cannot be read by torch.load ({type(exc).__name__}: "
             f"{str(exc)[:160]}). {_save_hint()}."
