@@ -60,7 +60,7 @@ from torch import nn
 from ._forward import SUPPORTED_LAYERS, has_batchnorm, input_spec, layer_infos, leaf_layers
 from .cache import atomic_write, cache_path
 from .datasets.base import Dataset
-from .exceptions import CacheError, InputShapeError, LRToolsError, UnsupportedModelError
+from .exceptions import CacheError, InputShapeError, SpecError, UnsupportedModelError
 from .training import TrainedModel, _train, accuracy
 
 __all__ = [
@@ -76,11 +76,6 @@ __all__ = [
     "train_spec",
     "run_key",
 ]
-
-
-class SpecError(LRToolsError, ValueError):
-    """An architecture spec or a weights file that lrtools cannot use; the message says what is
-    wrong, what was expected and found, and how to fix it."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,7 +485,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             ) from exc
         text = str(exc)
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-        detail = detail[0].split(" Please")[0][:160] if "WeightsUnpickler" in text else "an object"
+        found = detail and "WeightsUnpickler" in text
+        detail = detail[0].split(" Please")[0][:160] if found else "an object"
         raise SpecError(
             f"weights file {path} is not a plain state_dict: torch.load(weights_only=True) "
             f"refused it because it holds a pickled Python object ({detail}). lrtools never "
