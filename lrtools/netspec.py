@@ -61,11 +61,12 @@ from ._forward import SUPPORTED_LAYERS, has_batchnorm, input_spec, layer_infos, 
 from .cache import atomic_write, cache_path
 from .datasets.base import Dataset
 from .exceptions import CacheError, InputShapeError, SpecError, UnsupportedModelError
-from .training import TrainedModel, _train, accuracy
+from .training import TrainConfig, TrainedModel, accuracy, train_network
 
 __all__ = [
     "SpecError",
     "LAYER_NAMES",
+    "Layer",
     "NetSpec",
     "load_spec",
     "parse_spec",
@@ -658,13 +659,13 @@ def run_key(spec: NetSpec, lr: float = 0.0) -> tuple[str, float]:
     return variant, float(lr)
 
 
-def _trained(model, history, data, path, from_cache):
+def _trained(model, history, data, path, from_cache) -> TrainedModel:
     model.eval()
     return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), from_cache,
                         str(path))  # fmt: skip
 
 
-def user_model(spec: NetSpec, weights: str | Path, data: Dataset):
+def user_model(spec: NetSpec, weights: str | Path, data: Dataset) -> TrainedModel:
     """The spec with the weights of ``weights``, as a :class:`~lrtools.training.TrainedModel`.
 
     Its cache identity (``cache_id``) is a hash of the spec and of the weights' values, so
@@ -686,14 +687,20 @@ def user_model(spec: NetSpec, weights: str | Path, data: Dataset):
     return _trained(model, pd.DataFrame(), data, path, True)
 
 
-def train_spec(spec: NetSpec, data: Dataset, config, *, use_cache: bool = True,
-               progress: bool = True):  # fmt: skip
+def train_spec(
+    spec: NetSpec,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> TrainedModel:
     """Train the spec on ``data`` with ``config`` (a :class:`~lrtools.training.TrainConfig`).
 
-    The training loop is that of :func:`lrtools.training.fit` (Adam, early stopping on a
-    validation split, best weights restored; Section 3.1), started from :meth:`NetSpec.build`
-    seeded by ``config.seed``. The weights are cached under a hash of the spec, the
-    configuration and the data's fingerprint.
+    The training loop is :func:`lrtools.training.train_network`, that of
+    :func:`~lrtools.training.fit` (Adam, early stopping on a validation split, best weights
+    restored; Section 3.1), started from :meth:`NetSpec.build` seeded by ``config.seed``. The
+    weights are cached under a hash of the spec, the configuration and the data's fingerprint.
 
     Returns
     -------
@@ -717,7 +724,7 @@ def train_spec(spec: NetSpec, data: Dataset, config, *, use_cache: bool = True,
         return _trained(model, history, data, path, True)
     if has_batchnorm(model) and config.batch_size < 2:
         raise SpecError("a spec with batchnorm needs batch_size >= 2 to train.")
-    history = _train(model, data, config, progress)
+    history = train_network(model, data, config, progress=progress)
     if use_cache:
         blob = {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
         atomic_write(path, lambda p: torch.save(blob, p))
