@@ -160,3 +160,19 @@ def test_bad_weights_stop_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'3.weight': expected (5, 6), got (7, 6)" in err
     assert not (cache_root() / "models").exists()
+
+
+def test_an_inline_spec_is_trained_on_the_chosen_data_set(tmp_path):
+    root = _root(tmp_path)
+    inline = (
+        "spec_inline={input_shape: [2], layers: [{linear: 8}, relu, {linear: 8}, relu, "
+        "{linear: 2}]}"
+    )
+    assert _run(root, inline, "dataset=spirals", "n_points=2", "decision_points=1") == 0
+    nb = nbformat.read(root / "book" / "chapters" / "your_network.ipynb", as_version=4)
+    text = _outputs(nb)
+    assert "ERROR" not in text and "trained here for" in text
+    assert len(list((cache_root() / "models").glob("*.pt"))) == 1  # the spec was trained, cached
+    # 2 inputs, 2 logits: the logit Jacobian has no null space, and the page says so
+    assert "No surrounding regions: with 2 input dimensions and 2 logits" in text
+    assert "Inradius per region kind" in text and "Classes reached" in text
