@@ -4,7 +4,6 @@ and every bad input stops with a clear error before any training or measurement.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -17,6 +16,8 @@ from lrtools.analyses.study import load_dataset
 from lrtools.cache import cache_root
 from lrtools.netspec import load_spec
 from lrtools.runner import main
+
+from .conftest import copy_book_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = """\
@@ -34,13 +35,7 @@ layers:
 
 def _root(tmp_path: Path) -> Path:
     """A copy of the book's sources (no executed chapters) to run the runner in."""
-    root = tmp_path / "book-root"
-    root.mkdir()
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("book", "notebooks", "params", "_static"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("chapters"))
-    return root
+    return copy_book_sources(tmp_path / "book-root")
 
 
 def _outputs(nb) -> str:
@@ -100,7 +95,8 @@ def test_a_users_spec_and_state_dict_run_end_to_end(tmp_path):
     shown = re.search(r"Test accuracy on ([\d,]+) test inputs: \*\*([\d.]+)%\*\*", text)
     assert shown and int(shown.group(1).replace(",", "")) == len(data.X_test)
     assert float(shown.group(2)) == pytest.approx(expected, abs=0.005)
-    assert "weights `.../my_net.pt`" in text and str(tmp_path) not in text
+    assert "weights `.../my_net.pt`" in text
+    assert str(tmp_path) not in text and str(ROOT) not in text  # no local path on the page
     assert not (cache_root() / "models").exists()  # nothing was trained
     for needle in ("Inradius per region kind", "Redundant hyperplanes", "Classes reached",
                    "Surrounding regions", "linear: 6"):  # fmt: skip
