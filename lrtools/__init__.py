@@ -20,6 +20,7 @@ from .exceptions import (
     LRToolsError,
     RunnerError,
     SolverError,
+    SpecError,
     UnsupportedModelError,
 )
 from .plane import Plane
@@ -75,6 +76,7 @@ __all__ = [
     "UnsupportedModelError",
     "InputShapeError",
     "RunnerError",
+    "SpecError",
     "DataFallbackWarning",
     "__version__",
 ]

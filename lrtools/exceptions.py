@@ -36,6 +36,12 @@ class RunnerError(LRToolsError):
     """A user-facing problem with a profile, a parameter or a chapter name."""
 
 
+class SpecError(LRToolsError, ValueError):
+    """An architecture spec or a weights file (chapter "Your network", :mod:`lrtools.netspec`)
+    that lrtools cannot use; the message says what is wrong, what was expected and found, and
+    how to fix it."""
+
+
 class DataFallbackWarning(UserWarning):
     """A real data set was unavailable and an offline stand-in is used; the message (and the
     data set's ``fallback_reason``) names the missing or invalid file."""

@@ -431,6 +431,17 @@ def _profile_values(root: Path, profile: str, chapter: str) -> dict[str, Any] | 
         return None
 
 
+def _user_errors() -> set[str]:
+    """Names of the lrtools errors (:class:`~lrtools.exceptions.LRToolsError` subclasses)."""
+    from . import exceptions
+
+    return {
+        name
+        for name, obj in vars(exceptions).items()
+        if isinstance(obj, type) and issubclass(obj, exceptions.LRToolsError)
+    }
+
+
 def execute_chapter(
     root: Path, chapter: str, params: dict[str, Any], profile: str, *, log_output: bool = False
 ) -> Path:
@@ -451,15 +462,23 @@ def execute_chapter(
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{chapter}.", suffix=".ipynb")
     os.close(fd)
     try:
-        pm.execute_notebook(
-            str(src),
-            tmp,
-            parameters={**params, "profile": profile},
-            cwd=str(root),
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=log_output,
-        )
+        try:
+            pm.execute_notebook(
+                str(src),
+                tmp,
+                parameters={**params, "profile": profile},
+                cwd=str(root),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=log_output,
+            )
+        except pm.PapermillExecutionError as exc:
+            if exc.ename not in _user_errors():
+                raise
+            # lrtools' own errors are written for the reader (what, expected, fix): no traceback
+            raise RunnerError(
+                f"chapter {chapter!r} stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+            ) from exc
         nb = nbformat.read(tmp, as_version=4)
         defaults = notebook_parameters(src)
         table = _parameter_table(

@@ -26,7 +26,7 @@ from .datasets.base import Dataset, split_indices
 from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
 
-__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "accuracy"]
+__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "train_network", "accuracy"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -254,6 +254,24 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
     model.load_state_dict(best_state)
     model.eval()
     return pd.DataFrame(rows)
+
+
+def train_network(
+    model: nn.Sequential, data: Dataset, config: TrainConfig, *, progress: bool = True
+) -> pd.DataFrame:
+    """Train ``model`` in place with the loop of :func:`fit`, without its cache.
+
+    Adam (or SGD) on a seeded subset and validation split of ``data``'s training set, early
+    stopping on the validation loss with the best weights restored (Section 3.1); the model is
+    left in eval mode. For networks that no :class:`ModelSpec` describes (e.g. a YAML spec of
+    :mod:`lrtools.netspec`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The history, one row per epoch (see :class:`TrainedModel`).
+    """
+    return _train(model, data, config, progress)
 
 
 def fit(
