@@ -648,15 +648,16 @@ def check_fits(spec: NetSpec, data: Dataset) -> None:
         )
 
 
-def run_key(spec: NetSpec, lr: float = 0.0) -> tuple[str, float]:
-    """The ``(variant, lr)`` key under which the study functions label the network.
+def run_key(spec: NetSpec, lr: float = 0.0, seed: int = 0) -> tuple[str, float, int]:
+    """The ``(variant, lr, seed)`` run under which the study functions label the network.
 
     The variant is ``"bn"`` when the spec has batchnorm, ``"dropout"`` when it has dropout,
-    else ``"vanilla"``; ``lr`` is the training learning rate (0.0 for given weights).
+    else ``"vanilla"``; ``lr`` is the training learning rate (0.0 for given weights) and
+    ``seed`` the training seed (as in :attr:`lrtools.analyses.study.StudyConfig.runs`).
     """
     kinds = {layer.kind for layer in spec.layers}
     variant = "bn" if "batchnorm" in kinds else "dropout" if "dropout" in kinds else "vanilla"
-    return variant, float(lr)
+    return variant, float(lr), int(seed)
 
 
 def _trained(model, history, data, path, from_cache) -> TrainedModel:

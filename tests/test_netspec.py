@@ -91,7 +91,7 @@ def test_good_specs_build_the_described_network():
     out = m(torch.zeros(2, *cnn.input_shape))
     assert out.shape == (2, 4)
     assert ReLUNetwork(m).n_hidden_layers == 2
-    assert run_key(spec) == ("bn", 0.0) and run_key(cnn, 1e-3) == ("bn", 1e-3)
+    assert run_key(spec) == ("bn", 0.0, 0) and run_key(cnn, 1e-3, 2) == ("bn", 1e-3, 2)
 
 
 def test_shipped_example_specs_parse():
