@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import lrtools
 from lrtools.runner import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
@@ -113,9 +115,11 @@ def test_pages_carry_computed_notes_and_no_local_paths(smoke_book):
     index = (html / "book" / "figures.html").read_text()
     order = [index.find(f"Fig. {k}<") for k in (1, 2, 3, 4, 5, 6)]
     assert all(p > 0 for p in order) and order == sorted(order), order
+    package_root = str(Path(lrtools.__file__).resolve().parents[1])  # a warning's file path
     for page in html.rglob("*.html"):
         text = page.read_text()
         assert str(root) not in text, f"{page.name} shows a local path"
+        assert package_root not in text, f"{page.name} shows the package's local path"
         assert "/tmp/" not in re.sub(r"<script.*?</script>", "", text, flags=re.S), page.name
 
 

@@ -44,6 +44,29 @@ def test_offline_without_files_falls_back_with_a_named_warning(tmp_path):
     assert half.fallback_reason == d.fallback_reason
 
 
+def test_study_loader_can_leave_the_reason_to_the_page(tmp_path, monkeypatch):
+    """Chapters show Dataset.fallback_reason in their data notice; a warning printed in a cell
+    would also put the package's local path on the page, so they pass warn=False."""
+    import warnings
+
+    from lrtools.analyses import study
+    from lrtools.datasets import mnist
+
+    def offline(data_dir):
+        raise OSError("offline")
+
+    monkeypatch.setenv("LRTOOLS_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setattr(mnist, "_download", offline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = study.load_dataset("mnist", warn=False)
+    with pytest.warns(DataFallbackWarning):
+        loud = study.load_dataset("mnist")
+    assert quiet.standin and quiet.fallback_reason == loud.fallback_reason
+    with pytest.raises(TypeError, match="warn"):
+        study.load_dataset("mnist", warn="no")
+
+
 def test_a_misnamed_fourth_file_is_named(tmp_path):
     folder = tmp_path / "mnist"
     folder.mkdir()

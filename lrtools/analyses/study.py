@@ -162,14 +162,28 @@ def _run(run: tuple) -> tuple[str, float, int]:
     return str(run[0]), float(run[1]), int(run[2])
 
 
-def load_dataset(name: str, *, downsample: int = 1) -> Dataset:
+def load_dataset(name: str, *, downsample: int = 1, warn: bool = True) -> Dataset:
     """The chapter's data set: real when on disk or downloadable, else the labelled stand-in.
 
     ``downsample > 1`` averages the images over blocks of that side
     (:meth:`lrtools.datasets.base.Dataset.downsampled`): not the paper's setting, a knob for
     fast runs such as the smoke profile.
+
+    ``warn=False`` silences the :class:`~lrtools.exceptions.DataFallbackWarning` of a stand-in
+    for callers that show ``Dataset.fallback_reason`` themselves (the chapters' data notice):
+    a warning printed in a cell would put this file's local path on the page.
     """
     check_choice(name, "data", DATASETS)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False; got {warn!r}.")
+    if not warn:
+        import warnings
+
+        from ..exceptions import DataFallbackWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataFallbackWarning)
+            return load_dataset(name, downsample=downsample)
     if name == "mnist":
         from ..datasets.mnist import load_mnist
 
