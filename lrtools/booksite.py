@@ -184,7 +184,10 @@ def _ours(row: dict) -> str:
 
 
 def _verdict(v: str) -> str:
-    mark = {"reproduced": "✓", "agrees": "✓", "not reproduced": "✗", "does not agree": "✗"}
+    """The landing table's mark: ✓ reproduced, ✗ not reproduced, ≈ no difference of practical
+    size (lrtools.analyses.verdicts.decide), ? every inconclusive verdict."""
+    mark = {"reproduced": "✓", "agrees": "✓", "not reproduced": "✗", "does not agree": "✗",
+            "no difference": "≈"}
     return f"{mark.get(v, '?')} {v}" if v else "–"
 
 
