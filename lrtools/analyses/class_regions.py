@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..execution import map_points
 from ..regions import linear_region, predict
 from ..solvers.maxprob import class_region_exists, max_log_prob_all
-from .parallel import map_points
 
 __all__ = ["class_regions_point", "class_region_table"]
 

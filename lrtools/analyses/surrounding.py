@@ -7,7 +7,7 @@ the decision direction (eq. 13) of every unique region with that of :math:`x^*`
 (Fig. 6(b, c), Fig. 12(b)).
 
 * :func:`surrounding_point` - one point, composed from :mod:`lrtools.walks`.
-* :func:`surrounding_table` - many points through :func:`lrtools.analyses.parallel.map_points`,
+* :func:`surrounding_table` - many points through :func:`lrtools.execution.map_points`,
   returned as two plain tables (counts per point; long table of :math:`\rho`).
 
 References
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_array, check_choice, check_scalar
+from ..execution import map_points
 from ..walks import logit_jacobian, null_space_directions, surrounding_regions, walk
-from .parallel import map_points
 
 __all__ = ["surrounding_point", "surrounding_table"]
 
@@ -171,7 +171,7 @@ def surrounding_table(
         Walk length.
     seed : int, default=0
         Point ``i`` uses ``seed=point_seed(seed, i)`` (see
-        :func:`lrtools.analyses.parallel.point_seed`): results do not depend on ``n_jobs``, and
+        :func:`lrtools.execution.point_seed`): results do not depend on ``n_jobs``, and
         row ``i`` equals ``surrounding_point(model, X[i], seed=point_seed(seed, i))``.
     n_jobs : int, default=2
         Worker processes (1: in this process).
