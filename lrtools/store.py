@@ -85,9 +85,9 @@ class StoreError(LRToolsError):
 # --------------------------------------------------------------------------------------------
 
 
-def _module_file(name: str) -> Path | None:
-    """Source file of module ``name`` of the package (None if it is not one of ours)."""
-    if name != _PACKAGE and not name.startswith(_PACKAGE + "."):
+def _module_file(name: str, packages: tuple[str, ...] = (_PACKAGE,)) -> Path | None:
+    """Source file of module ``name`` of one of ``packages`` (None if it is not in them)."""
+    if not any(name == p or name.startswith(p + ".") for p in packages):
         return None
     try:
         spec = importlib.util.find_spec(name)
@@ -104,8 +104,8 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(1, len(parts))]
 
 
-def _imports(name: str, path: Path) -> set[str]:
-    """Every ``lrtools`` module that the source of module ``name`` imports, anywhere in it."""
+def _imports(name: str, path: Path, packages: tuple[str, ...]) -> set[str]:
+    """Every module of ``packages`` that the source of module ``name`` imports, anywhere."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_pkg = path.name == "__init__.py"
     here = name if is_pkg else name.rpartition(".")[0]
@@ -123,27 +123,33 @@ def _imports(name: str, path: Path) -> set[str]:
                 mod = node.module or ""
             found.add(mod)
             found.update(f"{mod}.{a.name}" for a in node.names)  # submodules imported by name
-    return {m for m in found if _module_file(m) is not None}
+    return {m for m in found if _module_file(m, packages) is not None}
+
+
+def _packages(name: str) -> tuple[str, ...]:
+    return tuple(sorted({_PACKAGE, name.split(".")[0]}))
 
 
 @cache
 def _closure(name: str) -> tuple[tuple[str, str], ...]:
-    """``(module, sha256 of its source)`` for ``name`` and its transitive lrtools imports."""
+    """``(module, sha256 of its source)`` for ``name`` and its transitive imports of lrtools
+    (and of ``name``'s own top-level package)."""
+    packages = _packages(name)
     seen: dict[str, str] = {}
     todo = [name]
     while todo:
         mod = todo.pop()
         if mod in seen:
             continue
-        path = _module_file(mod)
+        path = _module_file(mod, packages)
         if path is None:
             continue
         seen[mod] = hashlib.sha256(path.read_bytes()).hexdigest()
         for parent in _parents(mod):  # their source (not their re-exports: see code_identity)
-            ppath = _module_file(parent)
+            ppath = _module_file(parent, packages)
             if ppath is not None and parent not in seen:
                 seen[parent] = hashlib.sha256(ppath.read_bytes()).hexdigest()
-        todo.extend(_imports(mod, path))
+        todo.extend(_imports(mod, path, packages))
     return tuple(sorted(seen.items()))
 
 
@@ -174,7 +180,8 @@ def code_identity(func: Callable) -> str:
     Parameters
     ----------
     func : callable
-        A module-level function of the ``lrtools`` package.
+        A module-level function of a source module (of ``lrtools``, or of another package:
+        then that package's modules are followed as well as ``lrtools``'s).
 
     Returns
     -------
@@ -187,11 +194,11 @@ def code_identity(func: Callable) -> str:
         without the identity noticing).
     """
     name = getattr(func, "__module__", None) or ""
-    if _module_file(name) is None:
+    if name in ("", "__main__") or _module_file(name, _packages(name)) is None:
         raise StoreError(
-            f"{func!r} is defined in {name or 'no module'!r}, not in a source module of "
-            f"{_PACKAGE}: its code identity cannot be tracked, so its results cannot be stored. "
-            f"Move the measuring function into an {_PACKAGE} module."
+            f"{func!r} is defined in {name or 'no module'!r}, not in an importable source "
+            "module: its code identity cannot be tracked, so its results cannot be stored. "
+            f"Move the measuring function into a module (of {_PACKAGE}, or of your package)."
         )
     blob = json.dumps(
         {"func": func.__qualname__, "modules": _closure(name), "versions": _versions()},
@@ -300,7 +307,8 @@ class Store:
         wanted = {int(p) for p in points}
         out: dict[int, Any] = {}
         rows = self._execute(
-            "SELECT point, value, digest FROM points WHERE kind=? AND model=? AND settings=? "
+            "SELECT point, CAST(value AS BLOB), digest FROM points WHERE kind=? AND model=? "
+            "AND settings=? "
             "AND code=?",
             (kind, model, settings, code),
         ).fetchall()
