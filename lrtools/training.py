@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ._forward import has_batchnorm, input_spec
 from ._validation import check_choice, check_scalar
 from .cache import atomic_write, cache_path
+from .codeid import code_identity
 from .datasets.base import Dataset, split_indices
 from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
@@ -280,6 +281,7 @@ def fit(
         "data": data.fingerprint(),
         "torch": torch.__version__.split("+")[0],
         "format": 2,  # bump when the network a spec builds changes (2: Flatten before MLPs)
+        "code": code_identity(fit),  # the training code and its lrtools imports (lrtools.store)
     }
     path = cache_path("models", params, "pt")
     model = spec.build(data.input_shape, data.n_classes)

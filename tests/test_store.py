@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrtools import execution, store
+from lrtools import codeid, execution, store
 from lrtools.analyses import study
 from lrtools.analyses.surrounding import surrounding_point
 from lrtools.datasets.base import Dataset
@@ -57,11 +57,11 @@ def fakepkg(tmp_path, monkeypatch):
     monkeypatch.setenv("LRTOOLS_STORE", str(tmp_path / "store.sqlite"))
     for mod in ("lrfake.measure", "lrfake.helper", "lrfake"):
         sys.modules.pop(mod, None)
-    store._closure.cache_clear()
+    codeid._closure.cache_clear()
     yield root
     for mod in ("lrfake.measure", "lrfake.helper", "lrfake"):
         sys.modules.pop(mod, None)
-    store._closure.cache_clear()
+    codeid._closure.cache_clear()
 
 
 def _slow():
@@ -102,10 +102,10 @@ def test_changed_code_in_the_import_closure_recomputes(fakepkg):
     ident = code_identity(slow)
     measure("fake", slow, {}, _job(4), progress=False)
     (fakepkg / "lrfake" / "other.py").write_text("UNUSED = 1\n")  # not imported: same code
-    store._closure.cache_clear()
+    codeid._closure.cache_clear()
     assert code_identity(slow) == ident
     (fakepkg / "lrfake" / "helper.py").write_text("OFFSET = 2\n")  # imported: new code
-    store._closure.cache_clear()
+    codeid._closure.cache_clear()
     for mod in ("lrfake.measure", "lrfake.helper"):
         sys.modules.pop(mod, None)
     slow = _slow()
@@ -121,7 +121,7 @@ def test_every_study_measurement_is_keyed_by_its_code():
              surrounding.surrounding_point, class_regions._classes_of_point,
              nonredundant.nonredundant_point]  # fmt: skip
     assert len({code_identity(f) for f in funcs}) == len(funcs)
-    mods = {m for m, _ in store._closure("lrtools.analyses.boundary")}
+    mods = {m for m, _ in codeid._closure("lrtools.analyses.boundary")}
     assert {"lrtools.analyses.inradius", "lrtools.attacks", "lrtools.walks",
             "lrtools.solvers.insphere", "lrtools.execution"} <= mods  # fmt: skip
     assert "lrtools.plots" not in mods and "lrtools.store" not in mods
