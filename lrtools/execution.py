@@ -22,9 +22,9 @@ Where the work runs
 * Results do not depend on the number or placement of workers: point ``i`` gets
   ``seed=point_seed(seed, i)``, and the serial path also runs torch with one thread.
 
-Progress goes to the terminal (inside a notebook kernel: the kernel's original stderr, which
-is the terminal of ``lrbook``), never into a notebook's output, and so does the dashboard
-address.
+Progress goes to the terminal (:mod:`lrtools.progress`: inside a notebook kernel, the kernel's
+original stderr, which is the terminal of ``lrbook``), never into a notebook's output, and so
+does the dashboard address.
 
 References
 ----------
@@ -38,20 +38,20 @@ import atexit
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from numbers import Integral
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from ._validation import check_scalar
 from .exceptions import LRToolsError
+from .progress import bar as progress_bar
+from .progress import terminal
 
 __all__ = [
     "PointError",
@@ -147,14 +147,6 @@ def _one_torch_thread():
 # --------------------------------------------------------------------------------------------
 
 _CLIENT: dict[str, Any] = {}
-
-
-def terminal() -> TextIO | None:
-    """The stream of the terminal: inside a Jupyter kernel its original stderr (not the
-    notebook), else ``sys.stderr``."""
-    if "ipykernel" in sys.modules and sys.__stderr__ is not None:
-        return sys.__stderr__
-    return sys.stderr
 
 
 def scheduler_address(scheduler: str | None = None) -> str | None:
@@ -279,9 +271,7 @@ def map_tasks(
         raise TypeError(f"func must be callable as func(model, x, **kwargs); got {func!r}.")
     kwargs = dict(kwargs or {})
     total = loaded + len(tasks) if total is None else total
-    out = terminal()
-    bar = tqdm(total=total, initial=loaded, desc=desc, file=out, leave=False,
-               disable=not progress or out is None or not tasks, dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(total=total, initial=loaded, desc=desc, disable=not progress or not tasks)
     if loaded:
         bar.set_postfix_str(f"{loaded} from store")
     try:

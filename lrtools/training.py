@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ._forward import has_batchnorm, input_spec
 from ._validation import check_choice, check_scalar
@@ -26,6 +25,7 @@ from .codeid import code_identity
 from .datasets.base import Dataset, split_indices
 from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
+from .progress import bar as progress_bar
 
 __all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "accuracy"]
 
@@ -217,7 +217,7 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
     skip_singletons = has_batchnorm(model)  # BatchNorm cannot train on a batch of one
     loss_fn = nn.CrossEntropyLoss()
     best, best_state, stale, rows = math.inf, copy.deepcopy(model.state_dict()), 0, []
-    bar = tqdm(range(cfg.max_epochs), desc="training", disable=not progress, leave=False)
+    bar = progress_bar(range(cfg.max_epochs), desc="training", disable=not progress)
     for epoch in bar:
         model.train()
         total, t0 = 0.0, time.perf_counter()
