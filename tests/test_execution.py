@@ -191,3 +191,34 @@ def test_concat_frames_errors():
     with pytest.raises(ValueError, match="already has a column 'point'"):
         concat_frames([pd.DataFrame({"point": [1]})])
     assert list(concat_frames([]).columns) == ["point"]
+
+
+def test_progress_goes_to_the_kernels_original_stderr_not_the_cell(monkeypatch):
+    """In a kernel, ipykernel redirects descriptor 2 into the cell and keeps a copy of the
+    terminal's descriptor: bars and store lines go to that copy."""
+    import sys
+    import types
+
+    from lrtools import progress
+
+    read, terminal_fd = os.pipe()
+
+    class CellStream:  # what ipykernel puts in sys.stderr
+        _original_stdstream_copy = terminal_fd
+
+        def write(self, text):
+            raise AssertionError("progress written into the cell output")
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(sys, "stderr", CellStream())
+    monkeypatch.setattr(progress, "_TERMINAL", {})
+    bar = progress.bar(range(3), desc="points")
+    for _ in bar:
+        pass
+    bar.close()
+    print("[store] done", file=progress.terminal(), flush=True)
+    progress.terminal().close()
+    os.close(terminal_fd)
+    with os.fdopen(read) as fh:
+        text = fh.read()
+    assert "points" in text and "[store] done" in text
