@@ -271,13 +271,15 @@ def map_tasks(
         raise TypeError(f"func must be callable as func(model, x, **kwargs); got {func!r}.")
     kwargs = dict(kwargs or {})
     total = loaded + len(tasks) if total is None else total
+    serial = n_jobs == 1 and scheduler_address(scheduler) is None
+    client = None if serial or not tasks else get_client(n_jobs, scheduler)  # prints its line
     bar = progress_bar(total=total, initial=loaded, desc=desc, disable=not progress or not tasks)
     if loaded:
         bar.set_postfix_str(f"{loaded} from store")
     try:
         if not tasks:
             return
-        if n_jobs == 1 and scheduler_address(scheduler) is None:
+        if serial:
             with _one_torch_thread():
                 for j, i, x in tasks:
                     t = time.perf_counter()
@@ -285,7 +287,7 @@ def map_tasks(
                     done(j, i, value, time.perf_counter() - t, socket.gethostname())
                     bar.update(1)
             return
-        _map_dask(func, models, tasks, done, get_client(n_jobs, scheduler), seed, kwargs, bar)
+        _map_dask(func, models, tasks, done, client, seed, kwargs, bar)
     finally:
         bar.close()
 
