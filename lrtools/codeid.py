@@ -3,8 +3,8 @@
 :func:`code_identity` is part of the key of every stored per-point result
 (:mod:`lrtools.store`) and of every trained model (:func:`lrtools.training.fit`), so that a
 change to that code recomputes instead of returning a stale result. This module imports no
-other ``lrtools`` module, so editing the store or the training code does not change the
-identity of unrelated measurements.
+other ``lrtools`` module than :mod:`lrtools.exceptions`, so editing the store or the training
+code does not change the identity of unrelated measurements.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from .exceptions import LRToolsError
+
 __all__ = ["CodeIdentityError", "code_identity", "NUMERIC_DEPENDENCIES"]
 
 #: Distributions whose version is part of every code identity (they compute the numbers).
@@ -27,7 +29,7 @@ NUMERIC_DEPENDENCIES = ("numpy", "scipy", "torch", "pandas", "cvxpy", "clarabel"
 _PACKAGE = "lrtools"
 
 
-class CodeIdentityError(TypeError):
+class CodeIdentityError(LRToolsError, TypeError):
     """A function's code cannot be tracked (defined in a script or without source)."""
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from . import codeid
-from .cache import _canonical, cache_root, param_key
+from .cache import cache_root, canonical, param_key
 from .exceptions import LRToolsError
 
 __all__ = [
@@ -169,7 +169,7 @@ class Store:
     def register_settings(self, kind: str, settings: Mapping[str, Any]) -> str:
         """Record ``settings`` in clear and return their key."""
         key = param_key({"kind": kind, **settings})
-        text = json.dumps(_canonical(dict(settings)), sort_keys=True)
+        text = json.dumps(canonical(dict(settings)), sort_keys=True)
         self._execute("INSERT OR IGNORE INTO settings VALUES (?, ?, ?)", (key, kind, text))
         return key
 

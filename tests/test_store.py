@@ -118,7 +118,7 @@ def test_every_study_measurement_is_keyed_by_its_code():
     from lrtools.analyses import angles, boundary, class_regions, nonredundant, surrounding
 
     funcs = [boundary.inradii_point, angles.region_angle_stats, angles.region_angle_image,
-             surrounding.surrounding_point, class_regions._classes_of_point,
+             surrounding.surrounding_point, class_regions.class_regions_point,
              nonredundant.nonredundant_point]  # fmt: skip
     assert len({code_identity(f) for f in funcs}) == len(funcs)
     mods = {m for m, _ in codeid._closure("lrtools.analyses.boundary")}

@@ -362,7 +362,7 @@ def surrounding_tables(
     n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 6 / Fig. 12: unique surrounding regions and decision-direction similarities."""
-    from .surrounding import _tables, surrounding_point
+    from .surrounding import surrounding_point, surrounding_point_tables
 
     jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
     results = measure("surrounding", surrounding_point, {"data": _data_id(data)}, jobs,
@@ -371,7 +371,7 @@ def surrounding_tables(
                       tol=1e-10)  # fmt: skip
     counts, rho = [], []
     for run, res in zip(models, results, strict=True):
-        c, r = _tables([res[int(i)] for i in idx])
+        c, r = surrounding_point_tables([res[int(i)] for i in idx])
         counts.append(_label(c, run, cfg.lrs))
         rho.append(_label(r, run, cfg.lrs))
     return pd.concat(counts, ignore_index=True), pd.concat(rho, ignore_index=True)
@@ -394,18 +394,17 @@ def class_region_tables(
     Returns the per-point table, the per-(point, class) table (both with model labels) and
     ``{run: {point: x^t array}}``.
     """
-    from .class_regions import _classes_of_point, _summary
+    from .class_regions import class_regions_point
 
-    jobs = [_job(tm, run, cfg, {int(i): (_x(data, i), None) for i in idx})
-            for run, tm in models.items()]  # fmt: skip
-    results = measure("class-regions", _classes_of_point, {"data": _data_id(data)}, jobs,
+    jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
+    results = measure("class-regions", class_regions_point, {"data": _data_id(data)}, jobs,
                       n_jobs=n_jobs, desc="x^t (eq. 6)", method=method, exact=exact)
     points, classes, xts = [], [], {}
     for run, res in zip(models, results, strict=True):
         rows, per, xt = [], [], {}
         for k, i in enumerate(idx):
             r = res[int(i)]
-            rows.append({"point": k, **_summary(r["per_class"]), "label": r["label"]})
+            rows.append({"point": k, **{c: r[c] for c in r if c not in ("per_class", "xt")}})
             per.append(r["per_class"].assign(point=k))
             xt[k] = r["xt"]
         pp, pc = pd.DataFrame(rows), pd.concat(per, ignore_index=True)

@@ -28,7 +28,7 @@ from .._validation import check_array, check_choice, check_scalar
 from ..execution import map_points
 from ..walks import logit_jacobian, null_space_directions, surrounding_regions, walk
 
-__all__ = ["surrounding_point", "surrounding_table"]
+__all__ = ["surrounding_point", "surrounding_table", "surrounding_point_tables"]
 
 
 def _check_seed(seed: Any) -> Any:
@@ -221,6 +221,12 @@ def surrounding_table(
         pair=pair,
         tol=tol,
     )
+    return _tables(results)
+
+
+def surrounding_point_tables(results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``counts`` and ``rho`` tables of :func:`surrounding_table` from the results of
+    :func:`surrounding_point` for points ``0, 1, ...`` (``point`` is the position in the list)."""
     return _tables(results)
 
 
