@@ -23,7 +23,15 @@ import numpy as np
 
 from .exceptions import CacheError
 
-__all__ = ["data_root", "cache_root", "param_key", "atomic_write", "cached_pickle", "cache_path"]
+__all__ = [
+    "data_root",
+    "cache_root",
+    "canonical",
+    "param_key",
+    "atomic_write",
+    "cached_pickle",
+    "cache_path",
+]
 
 T = TypeVar("T")
 
@@ -59,6 +67,11 @@ def _canonical(obj: Any) -> Any:
     if isinstance(obj, float | int | str | bool) or obj is None:
         return obj
     raise TypeError(f"cannot build a cache key from {type(obj).__name__}; use plain values.")
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON values with sorted keys (arrays by their SHA-256): what keys hash."""
+    return _canonical(obj)
 
 
 def param_key(params: dict[str, Any]) -> str:

@@ -6,6 +6,9 @@ Command line (installed as ``lrbook``, or ``python -m lrtools.runner``)::
     lrbook build --profile default              # every chapter, then the HTML
     lrbook run toy_spirals --profile smoke -p lr=1e-4 -p widths='[16, 16]'
     lrbook profiles                             # list profiles and their notebooks
+    lrbook run mnist_inspheres --scheduler tcp://10.0.0.5:8786   # on an existing Dask cluster
+    lrbook store                                # stored per-point results per chapter, model
+    lrbook store --prune                        # delete entries that no profile's run used
 
 Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
 ``book/chapters/<name>`` appear in ``_toc.yml``. A profile is ``params/<profile>.yaml``::
@@ -15,6 +18,11 @@ Chapters are the notebooks ``notebooks/<name>.ipynb`` whose executed copies
       seed: 0
     notebooks:
       toy_spirals: {n_samples: 2000, lr: 0.001}
+    scheduler: tcp://10.0.0.5:8786   # optional: run per-point work on this Dask cluster
+
+Per-point measurements run through :mod:`lrtools.store` (an SQLite store that computes only
+missing points) on :mod:`lrtools.execution` (Dask: an embedded local cluster, or the scheduler
+of ``--scheduler``, ``$LRBOOK_SCHEDULER`` or the profile's ``scheduler``, in that order).
 
 Each value must name a parameter of the notebook's ``parameters`` cell (a shared value, of at
 least one chapter) and have the type of that parameter's default (an int where the default is
@@ -55,7 +63,7 @@ __all__ = [
 ]
 
 CHAPTER_DIR = Path("book") / "chapters"
-PROFILE_KEYS = ("description", "shared", "notebooks")
+PROFILE_KEYS = ("description", "shared", "notebooks", "scheduler")
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -149,8 +157,15 @@ def read_profile(root: Path, profile: str) -> dict[str, Any]:
             f"profile {path} has unknown key(s) {unknown}; the keys are {list(PROFILE_KEYS)}."
         )
     sections = _mapping(data.get("notebooks"), f"'notebooks' in profile {path}")
+    scheduler = data.get("scheduler")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise RunnerError(
+            f"'scheduler' in profile {path} must be a Dask scheduler address such as "
+            f"tcp://127.0.0.1:8786; got {scheduler!r}."
+        )
     return {
         "description": str(data.get("description") or ""),
+        "scheduler": scheduler,
         "shared": _coerce(_mapping(data.get("shared"), f"'shared' in profile {path}")),
         "notebooks": {
             name: _coerce(_mapping(values, f"'notebooks: {name}' in profile {path}"))
@@ -461,6 +476,8 @@ def execute_chapter(
     dest = dest_dir / f"{chapter}.ipynb"
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{chapter}.", suffix=".ipynb")
     os.close(fd)
+    run_id = f"{time.time_ns()}-{os.getpid()}"  # the store records which entries this run used
+    os.environ.update(LRBOOK_PROFILE=profile, LRBOOK_CHAPTER=chapter, LRBOOK_RUN_ID=run_id)
     try:
         try:
             pm.execute_notebook(
@@ -490,9 +507,22 @@ def execute_chapter(
         )
         nbformat.write(_tidy(nb, table), tmp)
         os.replace(tmp, dest)
+        _finish_store_run(profile, chapter, run_id)
     finally:
         Path(tmp).unlink(missing_ok=True)
+        for key in ("LRBOOK_PROFILE", "LRBOOK_CHAPTER", "LRBOOK_RUN_ID"):
+            os.environ.pop(key, None)
     return dest
+
+
+def _finish_store_run(profile: str, chapter: str, run_id: str) -> None:
+    """The chapter succeeded: its entries in the store are those this run used."""
+    from .store import open_store, store_path
+
+    if not store_path().exists():
+        return
+    with open_store() as st:
+        st.finish_run(profile, chapter, run_id)
 
 
 def build_book(root: Path, *, strict: bool = True) -> Path:
@@ -518,8 +548,8 @@ def build_book(root: Path, *, strict: bool = True) -> Path:
 
 
 #: Notebook kernels use one BLAS/OpenMP thread each: the analyses parallelise over points with
-#: processes (``lrtools.analyses.parallel``), and oversubscribed threads were measured up to 10x
-#: slower on 2 cores.
+#: Dask worker processes (``lrtools.execution``), and oversubscribed threads were measured up to
+#: 10x slower on 2 cores.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -528,9 +558,20 @@ def _single_threaded() -> None:
         os.environ.setdefault(key, value)
 
 
+def _use_scheduler(root: Path, args: argparse.Namespace) -> None:
+    """``--scheduler``, else ``$LRBOOK_SCHEDULER``, else the profile's ``scheduler``: the Dask
+    cluster of the notebooks' per-point work (they read ``$LRBOOK_SCHEDULER``)."""
+    address = args.scheduler or os.environ.get("LRBOOK_SCHEDULER")
+    address = address or read_profile(root, args.profile).get("scheduler")
+    if address:
+        os.environ["LRBOOK_SCHEDULER"] = address
+        print(f"[lrbook] per-point work on the Dask scheduler {address}", flush=True)
+
+
 def _cmd_build(args: argparse.Namespace) -> None:
     root = Path(args.root).resolve() if args.root else project_root()
     profile = load_profile(root, args.profile)
+    _use_scheduler(root, args)
     t0 = time.perf_counter()
     for chapter, params in profile.items():
         t = time.perf_counter()
@@ -548,6 +589,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if args.chapter not in profile:
         raise RunnerError(f"unknown chapter {args.chapter!r}; chapters are {list(profile)}.")
     params = {**profile[args.chapter], **parse_overrides(args.param)}
+    _use_scheduler(root, args)
     dest = execute_chapter(root, args.chapter, params, args.profile, log_output=args.verbose)
     print(f"[lrbook] executed {dest}")
     if args.html:
@@ -575,6 +617,21 @@ def _cmd_profiles(args: argparse.Namespace) -> None:
         )
 
 
+def _cmd_store(args: argparse.Namespace) -> None:
+    """List the store per chapter, model and measurement; with --prune, delete what no
+    profile's last successful chapter run used."""
+    from .store import open_store, store_summary_text
+
+    root = Path(args.root).resolve() if args.root else project_root()
+    if args.prune:
+        profiles = available_profiles(root)
+        with open_store() as st:
+            n = st.prune(profiles, dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"[lrbook] store: {verb} {n} entries that no run of {profiles} used")
+    print(store_summary_text())
+
+
 def _terminate(signum, frame) -> None:
     """SIGTERM handler: exit through ``finally`` blocks, so no temporary notebook is left."""
     raise SystemExit(128 + signum)
@@ -589,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--profile", default="default")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks only")
     b.add_argument("-v", "--verbose", action="store_true", help="stream notebook output")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for per-point work "
+                   "(default $LRBOOK_SCHEDULER, the profile's 'scheduler', else a local cluster)")
     b.set_defaults(func=_cmd_build)
     r = sub.add_parser("run", help="execute one chapter, optionally with overrides")
     r.add_argument("chapter")
@@ -596,9 +655,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     r.add_argument("--html", action="store_true", help="rebuild the HTML afterwards")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for per-point work")
     r.set_defaults(func=_cmd_run)
     p = sub.add_parser("profiles", help="list parameter profiles and chapters")
     p.set_defaults(func=_cmd_profiles)
+    st = sub.add_parser("store", help="list (or prune) the per-point result store")
+    st.add_argument("--prune", action="store_true",
+                    help="delete entries that no profile's last run of a chapter used")
+    st.add_argument("--dry-run", action="store_true", help="with --prune: only count")
+    st.set_defaults(func=_cmd_store)
     args = parser.parse_args(argv)
     _single_threaded()
     signal.signal(signal.SIGTERM, _terminate)  # clean up half-written notebooks on kill

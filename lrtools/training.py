@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ._forward import has_batchnorm, input_spec
 from ._validation import check_choice, check_scalar
 from .cache import atomic_write, cache_path
+from .codeid import code_identity
 from .datasets.base import Dataset, split_indices
 from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
+from .progress import bar as progress_bar
 
 __all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "train_network", "accuracy"]
 
@@ -216,7 +217,7 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
     skip_singletons = has_batchnorm(model)  # BatchNorm cannot train on a batch of one
     loss_fn = nn.CrossEntropyLoss()
     best, best_state, stale, rows = math.inf, copy.deepcopy(model.state_dict()), 0, []
-    bar = tqdm(range(cfg.max_epochs), desc="training", disable=not progress, leave=False)
+    bar = progress_bar(range(cfg.max_epochs), desc="training", disable=not progress)
     for epoch in bar:
         model.train()
         total, t0 = 0.0, time.perf_counter()
@@ -298,6 +299,7 @@ def fit(
         "data": data.fingerprint(),
         "torch": torch.__version__.split("+")[0],
         "format": 2,  # bump when the network a spec builds changes (2: Flatten before MLPs)
+        "code": code_identity(fit),  # the training code and its lrtools imports (lrtools.store)
     }
     path = cache_path("models", params, "pt")
     model = spec.build(data.input_shape, data.n_classes)

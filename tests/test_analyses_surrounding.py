@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from lrtools.analyses.parallel import point_seed
 from lrtools.analyses.surrounding import surrounding_point, surrounding_table
+from lrtools.execution import point_seed
 from lrtools.models import build_cnn, build_mlp
 from lrtools.regions import activation_patterns
 from tests.conftest import with_biases

@@ -102,20 +102,22 @@ def test_study_uses_the_one_rule_and_honours_other(monkeypatch):
     }  # fmt: skip
     seen = []
 
-    def fake_region_inradii(model, X, y, *, targets, **kwargs):
-        seen.append((model, targets))
+    def fake_region_inradii(model, X, y, *, targets, index, **kwargs):
+        seen.append((model, int(index[0]), targets))
         return pd.DataFrame({"kind": ["decision"], "point": [0], "radius": [1.0]})
 
     monkeypatch.setattr(boundary, "region_inradii", fake_region_inradii)
     idx = np.array([1, 5, 8, 30])
     table = study.inradius_tables(cfg, models, data, idx, target_mode="random_other",
-                                  other="runner_up")  # fmt: skip
-    assert len(seen) == 2
-    for (model, targets), tm in zip(seen, models.values(), strict=True):
-        assert model is tm.model and targets.other == "runner_up"
-        z = predict(model, data.X_test[idx])
+                                  other="runner_up", n_jobs=1)  # fmt: skip
+    assert len(seen) == 2 * len(idx)  # one stored task per (model, point)
+    for k, tm in enumerate(models.values()):
+        mine = seen[k * len(idx) : (k + 1) * len(idx)]
+        assert all(model is tm.model and t.other == "runner_up" for model, _, t in mine)
+        assert [g for _, g, _ in mine] == idx.tolist()
+        z = predict(tm.model, data.X_test[idx])
         z[np.arange(len(idx)), data.y_test[idx]] = -np.inf
-        np.testing.assert_array_equal(targets.target_class, z.argmax(1))
+        np.testing.assert_array_equal([t.target_class[0] for _, _, t in mine], z.argmax(1))
     assert table["lr"].dtype == np.float64 and (table["lr"] == 1e-3).all()
     assert set(table["model"]) == {"Vanilla", "BN"}
 

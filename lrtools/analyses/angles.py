@@ -608,3 +608,18 @@ def region_angles(model, x, *, image_size: int | None = 512) -> tuple[pd.DataFra
 
     region = linear_region(model, np.asarray(x, dtype=np.float64))
     return layer_pair_mean_angles(region), downsampled_angle_image(region, size=image_size)
+
+
+def region_angle_stats(model, x) -> pd.DataFrame:
+    """:func:`layer_pair_mean_angles` of the region of ``x`` (the per-point task of Fig. 4)."""
+    from ..regions import linear_region
+
+    return layer_pair_mean_angles(linear_region(model, np.asarray(x, dtype=np.float64)))
+
+
+def region_angle_image(model, x, *, size: int | None = 512) -> AngleImage:
+    """:func:`downsampled_angle_image` of the region of ``x`` (Fig. 4's image, one point)."""
+    from ..regions import linear_region
+
+    return downsampled_angle_image(linear_region(model, np.asarray(x, dtype=np.float64)),
+                                   size=size)  # fmt: skip

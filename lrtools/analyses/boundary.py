@@ -17,7 +17,7 @@ how this reads the paper's "maximum :math:`\alpha`").
 
 Every function here is a pure function of the model, the points and the parameters: random
 choices are seeded per point from ``point_seed(seed, index)``
-(:func:`lrtools.analyses.parallel.point_seed`), so a run split into chunks gives the same
+(:func:`lrtools.execution.point_seed`), so a run split into chunks gives the same
 table as one run, and the inspheres are mapped over processes.
 
 References
@@ -41,10 +41,10 @@ from torch import nn
 from .._validation import check_array, check_choice, check_scalar
 from ..attacks import pgd
 from ..exceptions import LRToolsError
+from ..execution import map_points, point_seed
 from ..regions import predict
 from ..walks import first_class_changes
 from .inradius import inradii
-from .parallel import map_points, point_seed
 
 __all__ = [
     "KINDS",
@@ -281,7 +281,7 @@ def decision_targets(
     seed : int, default=0
         Seed of the random choices. Point ``i`` draws from
         ``default_rng(point_seed(seed, index[i]))`` (see
-        :func:`lrtools.analyses.parallel.point_seed`), so its choice does not depend on which
+        :func:`lrtools.execution.point_seed`), so its choice does not depend on which
         other points are in the batch.
     index : array-like of int, shape (n,), optional
         Global indices of the points (default ``0..n-1``); pass them when ``X`` is a chunk.
@@ -541,7 +541,7 @@ def adversarial_points(
         (0.3 on [0, 1]) is ``eps=0.6, step_size=0.02`` on ``[-1, 1]``.
     seed : int, default=0
         Seed of the random starts. Point ``i`` runs its own PGD, seeded from
-        ``point_seed(seed, index[i])`` (:func:`lrtools.analyses.parallel.point_seed`), so the
+        ``point_seed(seed, index[i])`` (:func:`lrtools.execution.point_seed`), so the
         result does not depend on the batch.
     index : array-like of int, shape (n,), optional
         Global indices of the points (default ``0..n-1``).
@@ -601,7 +601,8 @@ def _check_kinds(kinds) -> tuple[str, ...]:
     return kinds
 
 
-def _kind_tables(model, X, y, kinds, targets, seed, pgd_kw, tol) -> dict[str, BoundaryPoints]:
+def _kind_tables(model, X, y, kinds, targets, seed, pgd_kw, tol, index=None
+                 ) -> dict[str, BoundaryPoints]:  # fmt: skip
     """Boundary table and region points of each kind (manifold: the test points themselves)."""
     out = {}
     for kind in kinds:
@@ -613,7 +614,8 @@ def _kind_tables(model, X, y, kinds, targets, seed, pgd_kw, tol) -> dict[str, Bo
         elif kind == "decision":
             out[kind] = decision_points(model, X, y, targets, tol=tol)
         else:
-            out[kind] = adversarial_points(model, X, y, seed=seed, tol=tol, **pgd_kw)
+            out[kind] = adversarial_points(model, X, y, seed=seed, tol=tol, index=index,
+                                           **pgd_kw)  # fmt: skip
     return out
 
 
@@ -654,6 +656,7 @@ def region_inradii(
     tol: float = 1e-10,
     n_jobs: int = 2,
     progress: bool = True,
+    index=None,
 ) -> pd.DataFrame:
     r"""Inradii of the manifold, decision and adversarial regions (Fig. 3, Fig. 9 of [1]).
 
@@ -687,9 +690,12 @@ def region_inradii(
     tol : float, default=1e-10
         Zero tolerance of the walks.
     n_jobs : int, default=2
-        Worker processes of :func:`lrtools.analyses.parallel.map_points` (1: this process).
+        Worker processes of :func:`lrtools.execution.map_points` (1: this process).
     progress : bool, default=True
         Show a progress bar over points.
+    index : array-like of int, shape (n,), optional
+        Global indices of the points (default ``0..n-1``): the PGD start of point ``i`` is
+        seeded by ``point_seed(seed, index[i])`` (see :func:`adversarial_points`).
 
     Returns
     -------
@@ -715,7 +721,7 @@ def region_inradii(
     The walks to the boundaries run batched in this process (one segment per point and kind,
     all segments of a kind stepped together, about 3x faster than one by one); the heavy part,
     one region and one insphere per (point, kind), is mapped point by point over ``n_jobs``
-    processes by :func:`lrtools.analyses.parallel.map_points`.
+    processes by :func:`lrtools.execution.map_points`.
     """
     X, y = _check_Xy(X, y)
     kinds = _check_kinds(kinds)
@@ -725,7 +731,7 @@ def region_inradii(
         targets = decision_targets(
             X, y, mode=target_mode, other=other, means=means, model=model, seed=seed
         )
-    tables = _kind_tables(model, X, y, kinds, targets, seed, pgd_kw, tol)
+    tables = _kind_tables(model, X, y, kinds, targets, seed, pgd_kw, tol, index)
     points = np.concatenate([bp.region_points for bp in tables.values()])
     rows = map_points(
         _inradius_row, model, points, n_jobs=n_jobs, desc="inspheres", progress=progress,
@@ -740,6 +746,26 @@ def region_inradii(
         offset += n
     out = pd.concat(parts, ignore_index=True).reindex(columns=list(_COLUMNS))
     return out.astype(_COLUMNS)
+
+
+def inradii_point(model: nn.Module, task: dict, **kwargs) -> pd.DataFrame:
+    """:func:`region_inradii` of one test point, the per-point task of the stored Fig. 3.
+
+    ``task`` holds ``x`` (the point), ``y`` (its label), ``index`` (its test-set index, which
+    seeds its PGD start: ``point_seed(seed, index)``), and ``target``/``target_class``/
+    ``source_index``/``mode``/``other`` (its decision target, drawn by
+    :func:`decision_targets` for the whole selection, which is seeded per test index too).
+    ``kwargs`` are those of :func:`region_inradii` (``seed``, ``eps``, ``step_size``,
+    ``steps``, ``method``, ...); the walks, PGD and inspheres all run in this process, so a
+    worker does the whole point. Returns the rows of the point (``point`` is 0).
+    """
+    targets = DecisionTargets(
+        np.asarray(task["target"])[None], np.array([task["target_class"]]),
+        np.array([task["source_index"]]), task["mode"], task["other"],
+    )  # fmt: skip
+    return region_inradii(model, np.asarray(task["x"])[None], np.array([task["y"]]),
+                          targets=targets, index=[int(task["index"])], n_jobs=1,
+                          progress=False, **kwargs)  # fmt: skip
 
 
 # the schema of region_inradii, whatever the kinds (nullable dtypes: NA where a kind has none)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..execution import map_points
 from ..regions import linear_region, predict
 from ..solvers.maxprob import class_region_exists, max_log_prob_all
-from .parallel import map_points
 
 __all__ = ["class_regions_point", "class_region_table"]
 
@@ -91,8 +91,11 @@ def _count(flags: pd.Series) -> float:
     return int(flags.astype(bool).sum()) if flags.notna().all() else np.nan
 
 
-def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1e-6) -> dict:
-    """Table 2 quantities of one test point; see the module docstring.
+def class_regions_point(
+    model, x, *, method: str = "auto", active_tol: float = 1e-6, exact: bool = True
+) -> dict:
+    """Table 2 quantities of one test point; see the module docstring (``exact``: as in
+    :func:`class_region_table`). The per-point task of the stored Table 2.
 
     Returns
     -------
@@ -104,7 +107,7 @@ def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1
         ``label``, ``per_class`` (a DataFrame) and ``xt`` (array of shape (M, *input_shape),
         for Fig. 5).
     """
-    part = _classes_of_point(model, (x, None), method=method, active_tol=active_tol)
+    part = _classes_of_point(model, (x, None), method=method, active_tol=active_tol, exact=exact)
     return {**_summary(part["per_class"]), "label": part["label"],
             "per_class": part["per_class"], "xt": part["xt"]}
 

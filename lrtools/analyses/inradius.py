@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..exceptions import SolverError
+from ..progress import bar as progress_bar
 from ..regions import activation_patterns, linear_region
 from ..solvers.insphere import insphere
 
@@ -49,7 +49,7 @@ def inradii(
         centre has the point's activation pattern), ``method``, ``status``, ``seconds``.
     """
     rows = []
-    for i, x in enumerate(tqdm(points, desc=desc, disable=not progress, leave=False)):
+    for i, x in enumerate(progress_bar(points, desc=desc, disable=not progress)):
         region = linear_region(model, x, box=box)
         row = {
             "point": i,

@@ -25,14 +25,13 @@ from ..regions import linear_region
 from ..solvers.redundancy import redundant_rows
 from .angles import downsampled_angle_image, nonredundant_angles
 
-__all__ = ["nonredundant_region"]
+__all__ = ["nonredundant_region", "nonredundant_point"]
 
 
 def nonredundant_region(x: np.ndarray, model, *, image_size: int | None = 512) -> dict[str, Any]:
     """Redundancy and non-redundant angle statistics of the region of ``x``.
 
-    The argument order ``(x, model)`` lets :func:`lrtools.analyses.parallel.map_points` run one
-    region per worker over a list of models.
+    See :func:`nonredundant_point` for the ``(model, x)`` order of a per-point task.
 
     Parameters
     ----------
@@ -68,3 +67,8 @@ def nonredundant_region(x: np.ndarray, model, *, image_size: int | None = 512) -
         "n_lp": int(res.n_lp),
         "seconds": seconds,
     }
+
+
+def nonredundant_point(model, x: np.ndarray, *, image_size: int | None = 512) -> dict[str, Any]:
+    """:func:`nonredundant_region` in the ``(model, x)`` order of a stored per-point task."""
+    return nonredundant_region(x, model, image_size=image_size)

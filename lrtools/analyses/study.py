@@ -2,9 +2,12 @@
 
 The MNIST chapter (Section 3) and the CIFAR-10 chapter (Appendix E) run the same analyses on
 different data, architectures and parameters; :class:`StudyConfig` holds what differs, and the
-functions here compose datasets, training, regions, solvers and analyses, caching every table
-on disk under a hash of all the parameters it depends on (model weights included, through the
-model's cache key). A notebook calls these functions and only plots and prints their tables.
+functions here compose datasets, training, regions, solvers and analyses. Every per-point
+measurement goes through :func:`lrtools.store.measure`: one stored entry per (measurement,
+model, settings, code identity, test index), computed on Dask workers
+(:mod:`lrtools.execution`) only when missing, so a larger ``n_points`` computes only the new
+points, a stopped run resumes and a rerun computes nothing. A notebook calls these functions
+and only plots and prints their tables.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .._validation import check_choice, check_scalar
 from ..cache import cache_path, cached_pickle
 from ..datasets.base import Dataset
 from ..models import VARIANTS, model_name
+from ..store import Job, measure
 from ..training import ModelSpec, TrainConfig, TrainedModel, fit
 
 __all__ = [
@@ -230,11 +234,15 @@ def train_models(
 
 def select_points(data: Dataset, n: int, *, seed: int = 0) -> np.ndarray:
     """``n`` test indices drawn at random without replacement (the paper's "randomly selected
-    test points"), sorted, reproducible from ``seed``."""
+    test points"), sorted, reproducible from ``seed``.
+
+    The first ``n`` of one seeded permutation of the test set: the selection for ``n`` is
+    contained in the one for any larger ``n``, so raising ``n_points`` measures only the new
+    points (the others come from the store)."""
     check_scalar(n, "n", int, min_val=1)
     n = min(n, len(data.X_test))
     rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(len(data.X_test), size=n, replace=False))
+    return np.sort(rng.permutation(len(data.X_test))[:n])
 
 
 def cached_measure(
@@ -305,7 +313,7 @@ def _inputs(data: Dataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def inradius_tables(
     cfg: StudyConfig,
-    models: dict[tuple[str, float], TrainedModel],
+    models: dict[tuple[str, float, int], TrainedModel],
     data: Dataset,
     idx: np.ndarray,
     *,
@@ -325,91 +333,97 @@ def inradius_tables(
     another class (``"random_other"``, CIFAR-10); ``other`` picks that class ("random" or
     "runner_up", per model), seeded by the test index.
     """
-    from .boundary import decision_targets, region_inradii
+    from . import boundary
 
     X, y = _inputs(data, idx)
     pool = (data.X_test, data.y_test)
-
-    def targets(net):
-        return decision_targets(X, y, mode=target_mode, other=other, pool=pool,
-                                n_classes=data.n_classes, model=net, seed=cfg.seed, index=idx)
-
-    params = {
-        "points": idx.tolist(),
+    settings = {
+        "data": _data_id(data),
         "mode": target_mode,
         "other": other,
-        "eps": eps,
-        "step": step_size,
-        "steps": steps,
-        "method": method,
-        "seed": cfg.seed,
         "targets": "test-set pool, seeded by test index",  # the one decision-target rule
     }
-    frames = []
+    jobs = []
     for run, tm in models.items():
-        table = cached_measure(
-            "inradii",
-            tm,
-            params,
-            lambda tm=tm: region_inradii(
-                tm.model,
-                X,
-                y,
-                targets=targets(tm.model),
-                eps=eps,
-                step_size=step_size,
-                steps=steps,
-                seed=cfg.seed,
-                method=method,
-                n_jobs=n_jobs,
-            ),
-        )
-        frames.append(_label(table, run, cfg))
+        t = boundary.decision_targets(X, y, mode=target_mode, other=other, pool=pool,
+                                      n_classes=data.n_classes, model=tm.model, seed=cfg.seed,
+                                      index=idx)  # fmt: skip
+        inputs = {
+            int(g): {"x": X[k], "y": int(y[k]), "index": int(g), "target": t.points[k],
+                     "target_class": int(t.target_class[k]),
+                     "source_index": int(t.source_index[k]), "mode": t.mode, "other": t.other}
+            for k, g in enumerate(idx)
+        }  # fmt: skip
+        jobs.append(_job(tm, run, cfg, inputs))
+    results = measure("inradii", boundary.inradii_point, settings, jobs, n_jobs=n_jobs,
+                      desc="regions and inspheres (eq. 5)", eps=eps, step_size=step_size,
+                      steps=steps, seed=cfg.seed, method=method)  # fmt: skip
+    frames = []
+    kinds = {k: n for n, k in enumerate(boundary.KINDS)}
+    for (run, _), res in zip(models.items(), results, strict=True):
+        table = pd.concat([res[int(g)].assign(point=k) for k, g in enumerate(idx)],
+                          ignore_index=True)  # fmt: skip
+        order = np.lexsort((table["point"].to_numpy(), table["kind"].map(kinds).to_numpy()))
+        frames.append(_label(table.iloc[order].reset_index(drop=True), run, cfg))
     return pd.concat(frames, ignore_index=True)
 
 
 def angle_tables(
     cfg: StudyConfig,
-    models: dict[tuple[str, float], TrainedModel],
+    models: dict[tuple[str, float, int], TrainedModel],
     data: Dataset,
     idx: np.ndarray,
     *,
     image_size: int | None = 512,
+    n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, dict]:
     """Fig. 4 / Fig. 10: per-layer-pair angle statistics of the manifold regions of ``idx``,
-    and the (downsampled) angle image of the first point's region, for every model."""
-    from ..regions import linear_region
-    from .angles import downsampled_angle_image, layer_pair_mean_angles
+    and the (downsampled) angle image of the first point's region, for every model; one
+    stored task per (model, point) on ``n_jobs`` workers."""
+    from .angles import region_angle_image, region_angle_stats
 
-    def compute(net):
-        tables, image = [], None
-        for k, i in enumerate(idx):
-            region = linear_region(net, data.X_test[i].astype(np.float64))
-            tables.append(layer_pair_mean_angles(region).assign(point=int(i)))
-            if k == 0:
-                image = downsampled_angle_image(region, size=image_size)
-        return pd.concat(tables, ignore_index=True), image
+    settings = {"data": _data_id(data)}
+    jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
+    stats = measure("angles", region_angle_stats, settings, jobs, n_jobs=n_jobs,
+                    desc="angles (Fig. 4)")  # fmt: skip
+    first = [_job(tm, run, cfg, {int(idx[0]): _x(data, idx[0])}) for run, tm in models.items()]
+    images = measure("angle-image", region_angle_image, settings, first, n_jobs=n_jobs,
+                     desc="angle images (Fig. 4)", size=image_size)  # fmt: skip
+    frames, out_images = [], {}
+    for run, st, im in zip(models, stats, images, strict=True):
+        table = pd.concat([st[int(i)].assign(point=int(i)) for i in idx], ignore_index=True)
+        frames.append(_label(table, run, cfg))
+        out_images[run] = im[int(idx[0])]
+    return pd.concat(frames, ignore_index=True), out_images
 
-    frames, images = [], {}
-    for run, tm in models.items():
-        stats, image = cached_measure(
-            "angles",
-            tm,
-            {"points": idx.tolist(), "size": image_size},
-            lambda tm=tm: compute(tm.model),
-        )
-        frames.append(_label(stats, run, cfg))
-        images[run] = image
-    return pd.concat(frames, ignore_index=True), images
+
+def _x(data: Dataset, i) -> np.ndarray:
+    return data.X_test[int(i)].astype(np.float64)
+
+
+def _data_id(data: Dataset) -> str:
+    """The test set's identity (the stored inputs are its rows): SHA-256 of its arrays."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (data.X_test, data.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _job(tm: TrainedModel, run: tuple, cfg: StudyConfig, inputs: dict) -> Job:
+    return Job(tm.cache_id, tm.model, inputs, label=cfg.name(run))
 
 
 def nonredundant_angle_tables(
     cfg: StudyConfig,
-    models: dict[tuple[str, float], TrainedModel],
+    models: dict[tuple[str, float, int], TrainedModel],
     data: Dataset,
     point: int,
     *,
-    runs: list[tuple[str, float]] | None = None,
+    runs: list[tuple[str, float, int]] | None = None,
     image_size: int | None = 512,
     n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
@@ -419,26 +433,16 @@ def nonredundant_angle_tables(
     Returns the per-layer-pair statistics (model labels added), ``{run: AngleImage}`` and a
     summary table (redundant rows per layer, LPs solved, seconds) with one row per model.
     """
-    from .nonredundant import nonredundant_region
-    from .parallel import map_points
+    from .nonredundant import nonredundant_point
 
     runs = list(models) if runs is None else list(runs)
     unknown = [run for run in runs if run not in models]
     if unknown:
         raise ValueError(f"runs {unknown} are not among the trained models {list(models)}.")
-    kind, params = "nonredundant-angles", {"point": int(point), "size": image_size}
-    results = {
-        run: cached_measure(kind, models[run], params, _computed_above)
-        for run in runs
-        if is_cached(kind, models[run], params)
-    }
-    todo = [run for run in runs if run not in results]
-    if todo:  # the missing regions in parallel, one per worker, each stored through the cache
-        x = data.X_test[int(point)].astype(np.float64)
-        fresh = map_points(nonredundant_region, x, [models[run].model for run in todo],
-                           n_jobs=n_jobs, desc="redundant rows (eq. 18)", image_size=image_size)
-        for run, res in zip(todo, fresh, strict=True):
-            results[run] = cached_measure(kind, models[run], params, lambda res=res: res)
+    jobs = [_job(models[run], run, cfg, {int(point): _x(data, point)}) for run in runs]
+    stored = measure("nonredundant-angles", nonredundant_point, {"data": _data_id(data)}, jobs,
+                     n_jobs=n_jobs, desc="redundant rows (eq. 18)", image_size=image_size)
+    results = {run: res[int(point)] for run, res in zip(runs, stored, strict=True)}
     frames, images, summary = [], {}, []
     for run in runs:
         res = results[run]
@@ -451,13 +455,9 @@ def nonredundant_angle_tables(
     return pd.concat(frames, ignore_index=True), images, pd.DataFrame(summary)
 
 
-def _computed_above():
-    raise RuntimeError("internal: a cache entry found on disk vanished before it was read.")
-
-
 def surrounding_tables(
     cfg: StudyConfig,
-    models: dict[tuple[str, float], TrainedModel],
+    models: dict[tuple[str, float, int], TrainedModel],
     data: Dataset,
     idx: np.ndarray,
     *,
@@ -466,20 +466,16 @@ def surrounding_tables(
     n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 6 / Fig. 12: unique surrounding regions and decision-direction similarities."""
-    from .surrounding import surrounding_table
+    from .surrounding import surrounding_point, surrounding_point_tables
 
-    X, _ = _inputs(data, idx)
-    params = {"points": idx.tolist(), "n_directions": n_directions, "eps": eps, "seed": cfg.seed}
+    jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
+    results = measure("surrounding", surrounding_point, {"data": _data_id(data)}, jobs,
+                      n_jobs=n_jobs, seeded=cfg.seed, desc="surrounding regions (eq. 10-13)",
+                      n_directions=int(n_directions), eps=float(eps), pair="own",
+                      tol=1e-10)  # fmt: skip
     counts, rho = [], []
-    for run, tm in models.items():
-        c, r = cached_measure(
-            "surrounding",
-            tm,
-            params,
-            lambda tm=tm: surrounding_table(
-                tm.model, X, n_directions=n_directions, eps=eps, seed=cfg.seed, n_jobs=n_jobs
-            ),
-        )
+    for run, res in zip(models, results, strict=True):
+        c, r = surrounding_point_tables([res[int(i)] for i in idx])
         counts.append(_label(c, run, cfg))
         rho.append(_label(r, run, cfg))
     return pd.concat(counts, ignore_index=True), pd.concat(rho, ignore_index=True)
@@ -487,7 +483,7 @@ def surrounding_tables(
 
 def class_region_tables(
     cfg: StudyConfig,
-    models: dict[tuple[str, float], TrainedModel],
+    models: dict[tuple[str, float, int], TrainedModel],
     data: Dataset,
     idx: np.ndarray,
     *,
@@ -502,21 +498,20 @@ def class_region_tables(
     Returns the per-point table, the per-(point, class) table (both with model labels) and
     ``{run: {point: x^t array}}``.
     """
-    from .class_regions import class_region_table
+    from .class_regions import class_regions_point
 
-    X, _ = _inputs(data, idx)
-    params = {"points": idx.tolist(), "method": method}
-    if not exact:  # the exact runs keep their original cache key
-        params["exact"] = False
+    jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
+    results = measure("class-regions", class_regions_point, {"data": _data_id(data)}, jobs,
+                      n_jobs=n_jobs, desc="x^t (eq. 6)", method=method, exact=exact)
     points, classes, xts = [], [], {}
-    for run, tm in models.items():
-        pp, pc, xt = cached_measure(
-            "class-regions",
-            tm,
-            params,
-            lambda tm=tm: class_region_table(tm.model, X, method=method, n_jobs=n_jobs,
-                                             exact=exact),
-        )
+    for run, res in zip(models, results, strict=True):
+        rows, per, xt = [], [], {}
+        for k, i in enumerate(idx):
+            r = res[int(i)]
+            rows.append({"point": k, **{c: r[c] for c in r if c not in ("per_class", "xt")}})
+            per.append(r["per_class"].assign(point=k))
+            xt[k] = r["xt"]
+        pp, pc = pd.DataFrame(rows), pd.concat(per, ignore_index=True)
         points.append(_label(pp.assign(test_index=idx[pp["point"]]), run, cfg))
         classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg))
         xts[run] = xt

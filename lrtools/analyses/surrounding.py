@@ -7,7 +7,7 @@ the decision direction (eq. 13) of every unique region with that of :math:`x^*`
 (Fig. 6(b, c), Fig. 12(b)).
 
 * :func:`surrounding_point` - one point, composed from :mod:`lrtools.walks`.
-* :func:`surrounding_table` - many points through :func:`lrtools.analyses.parallel.map_points`,
+* :func:`surrounding_table` - many points through :func:`lrtools.execution.map_points`,
   returned as two plain tables (counts per point; long table of :math:`\rho`).
 
 References
@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_array, check_choice, check_scalar
+from ..execution import map_points
 from ..walks import logit_jacobian, null_space_directions, surrounding_regions, walk
-from .parallel import map_points
 
-__all__ = ["surrounding_point", "surrounding_table"]
+__all__ = ["surrounding_point", "surrounding_table", "surrounding_point_tables"]
 
 
 def _check_seed(seed: Any) -> Any:
@@ -171,7 +171,7 @@ def surrounding_table(
         Walk length.
     seed : int, default=0
         Point ``i`` uses ``seed=point_seed(seed, i)`` (see
-        :func:`lrtools.analyses.parallel.point_seed`): results do not depend on ``n_jobs``, and
+        :func:`lrtools.execution.point_seed`): results do not depend on ``n_jobs``, and
         row ``i`` equals ``surrounding_point(model, X[i], seed=point_seed(seed, i))``.
     n_jobs : int, default=2
         Worker processes (1: in this process).
@@ -221,6 +221,12 @@ def surrounding_table(
         pair=pair,
         tol=tol,
     )
+    return _tables(results)
+
+
+def surrounding_point_tables(results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``counts`` and ``rho`` tables of :func:`surrounding_table` from the results of
+    :func:`surrounding_point` for points ``0, 1, ...`` (``point`` is the position in the list)."""
     return _tables(results)
 
 

@@ -1,4 +1,5 @@
-"""Tests of lrtools.analyses.parallel: order, determinism across n_jobs, errors, stacking."""
+"""Tests of lrtools.execution on a real embedded Dask LocalCluster (worker processes on
+127.0.0.1): order, determinism across n_jobs, one model per worker, errors, stacking."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lrtools.analyses.parallel import PointError, concat_frames, map_points, point_seed
+from lrtools.execution import PointError, concat_frames, map_points, point_seed
 from lrtools.models import build_mlp
 from lrtools.walks import logit_jacobian, null_space_directions, walk
 from tests.conftest import warm_bn
@@ -85,7 +86,7 @@ def test_serial_and_parallel_results_are_identical(mlp, points):
     kw = dict(n_dirs=5, seed=11, progress=False)
     threads = torch.get_num_threads()
     serial = map_points(_walk_summary, mlp, points, n_jobs=1, **kw)
-    parallel = map_points(_walk_summary, mlp, points, n_jobs=2, chunksize=2, **kw)
+    parallel = map_points(_walk_summary, mlp, points, n_jobs=2, **kw)
     assert len(serial) == len(parallel) == len(points)
     for s, p in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(s["E"], p["E"])  # bitwise, not within a tolerance
@@ -99,7 +100,7 @@ def test_serial_and_parallel_results_are_identical(mlp, points):
 
 def test_order_is_kept_and_work_is_spread_over_workers(points):
     X = np.arange(23, dtype=float)[:, None] * np.ones((1, 3))
-    out = map_points(_pid_and_index, None, X, n_jobs=2, chunksize=3, progress=False)
+    out = map_points(_pid_and_index, None, X, n_jobs=2, progress=False)
     assert [v for _, v in out] == list(range(23))
     pids = {p for p, _ in out}
     assert os.getpid() not in pids
@@ -107,9 +108,9 @@ def test_order_is_kept_and_work_is_spread_over_workers(points):
 
 
 def test_model_is_sent_once_per_worker():
-    # 12 one-point chunks: a model pickled with every task would be unpickled up to 12 times.
+    # 12 tasks: a model pickled with every task would be unpickled up to 12 times.
     out = map_points(
-        _unpickle_count, _CountingModel(), np.zeros((12, 2)), n_jobs=2, chunksize=1, progress=False
+        _unpickle_count, _CountingModel(), np.zeros((12, 2)), n_jobs=2, progress=False
     )
     assert [count for _, count in out] == [1] * 12
     assert 1 <= len({pid for pid, _ in out}) <= 2
@@ -120,7 +121,7 @@ def test_exception_names_the_failing_point(n_jobs):
     X = np.ones((9, 2))
     X[6, 0] = -1.0
     with pytest.raises(PointError, match=r"on point 6: ValueError: negative first") as info:
-        map_points(_fail_on_negative_first, None, X, n_jobs=n_jobs, chunksize=2, progress=False)
+        map_points(_fail_on_negative_first, None, X, n_jobs=n_jobs, progress=False)
     assert info.value.index == 6
     if n_jobs == 1:
         assert isinstance(info.value.__cause__, ValueError)
@@ -129,7 +130,7 @@ def test_exception_names_the_failing_point(n_jobs):
 def test_seed_gives_per_point_streams_independent_of_jobs_and_chunks():
     X = np.zeros((10, 1))
     a = map_points(_draw, None, X, n_jobs=1, seed=5, progress=False)
-    b = map_points(_draw, None, X, n_jobs=2, seed=5, chunksize=4, progress=False)
+    b = map_points(_draw, None, X, n_jobs=2, seed=5, progress=False)
     c = map_points(_draw, None, X[:4], n_jobs=1, seed=5, progress=False)
     d = map_points(_draw, None, X, n_jobs=1, seed=6, progress=False)
     ref = [float(np.random.default_rng(point_seed(5, i)).standard_normal()) for i in range(10)]
@@ -150,7 +151,6 @@ def test_empty_points_and_lambda_in_process():
         (dict(n_jobs=0), ValueError, "n_jobs == 0, must be >= 1"),
         (dict(n_jobs=1.5), TypeError, "n_jobs must be an instance"),
         (dict(n_jobs=True), TypeError, "n_jobs must be an instance"),
-        (dict(chunksize=0), ValueError, "chunksize == 0"),
         (dict(seed=-1), ValueError, "seed == -1"),
     ],
 )
@@ -191,3 +191,34 @@ def test_concat_frames_errors():
     with pytest.raises(ValueError, match="already has a column 'point'"):
         concat_frames([pd.DataFrame({"point": [1]})])
     assert list(concat_frames([]).columns) == ["point"]
+
+
+def test_progress_goes_to_the_kernels_original_stderr_not_the_cell(monkeypatch):
+    """In a kernel, ipykernel redirects descriptor 2 into the cell and keeps a copy of the
+    terminal's descriptor: bars and store lines go to that copy."""
+    import sys
+    import types
+
+    from lrtools import progress
+
+    read, terminal_fd = os.pipe()
+
+    class CellStream:  # what ipykernel puts in sys.stderr
+        _original_stdstream_copy = terminal_fd
+
+        def write(self, text):
+            raise AssertionError("progress written into the cell output")
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(sys, "stderr", CellStream())
+    monkeypatch.setattr(progress, "_TERMINAL", {})
+    bar = progress.bar(range(3), desc="points")
+    for _ in bar:
+        pass
+    bar.close()
+    print("[store] done", file=progress.terminal(), flush=True)
+    progress.terminal().close()
+    os.close(terminal_fd)
+    with os.fdopen(read) as fh:
+        text = fh.read()
+    assert "points" in text and "[store] done" in text
