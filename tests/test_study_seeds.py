@@ -87,15 +87,16 @@ def test_per_point_tables_carry_the_seed(monkeypatch):
                          key=f"m{k}") for k, run in enumerate(cfg.runs)}  # fmt: skip
     measured = []
 
-    def fake_region_inradii(model, X, y, *, targets, **kwargs):
+    def fake_inradii_point(model, task, **kwargs):  # one stored task per (model, point)
         measured.append(model)
-        return pd.DataFrame({"kind": ["manifold"] * len(X), "point": np.arange(len(X)),
-                             "radius": np.full(len(X), float(len(measured)))})  # fmt: skip
+        rank = [id(tm.model) for tm in models.values()].index(id(model))
+        return pd.DataFrame({"kind": ["manifold"], "point": [0], "radius": [float(1 + rank)]})
 
-    monkeypatch.setattr(boundary, "region_inradii", fake_region_inradii)
+    monkeypatch.setattr(boundary, "inradii_point", fake_inradii_point)
     idx = np.array([2, 9, 30])
-    table = study.inradius_tables(cfg, models, data, idx)
-    assert len(measured) == 4 and len(table) == 4 * 3
+    table = study.inradius_tables(cfg, models, data, idx, n_jobs=1)  # in this process
+    assert len(measured) == 4 * 3 and len({id(m) for m in measured}) == 4
+    assert len(table) == 4 * 3
     assert set(zip(table["variant"], table["seed"], strict=True)) == {
         ("vanilla", 0), ("vanilla", 1), ("bn", 0), ("bn", 1)}  # fmt: skip
     assert table["seed"].dtype.kind == "i"
