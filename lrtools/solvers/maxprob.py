@@ -62,7 +62,7 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from .ipm import _SplitRows
+from ._kernel import NormalMatrix, cholesky, max_step, resolve_device, step_length
 
 __all__ = [
     "CLARABEL_ATTEMPTS",
@@ -449,43 +449,32 @@ def _check_tols(gap_tol: float, active_tol: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _split_if_sparse(A) -> _SplitRows | None:
-    """Rows split into CSR and dense blocks when at least a quarter of them are sparse.
-
-    Convolution rows of CNN regions (Appendix E of [1]) touch a few percent of the input; with
-    the split the exact Newton matrix costs one ``syrk`` on the dense rows plus a sparse product.
-    """
-    if sparse.issparse(A):
-        return _SplitRows(A, _DENSE_ROW_FRACTION)
-    nnz = np.count_nonzero(A, axis=1)
-    if np.mean(nnz <= _DENSE_ROW_FRACTION * A.shape[1]) < 0.25:
-        return None
-    return _SplitRows(A, _DENSE_ROW_FRACTION)
-
-
 class _Problem:
     """Data of eq. (6) in the stacked form ``s = G x + h0 >= 0``.
 
     ``G = [A; I; -I]`` and ``h0 = [b; -lo; hi]``; ``G`` is applied as an operator, never formed.
+    The rows of ``A`` go to the shared :class:`~lrtools.solvers._kernel.NormalMatrix` (dense
+    rows by ``syrk``, sparse convolution rows of CNN regions, Appendix E of [1], as CSR); the
+    box rows enter the normal matrix as a diagonal.
     """
 
-    def __init__(self, poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
+    def __init__(self, poly: Polytope, W: np.ndarray, c: np.ndarray, t: int,
+                 device: str | None = None):
         self.poly = poly
         self.A = poly.A
         self.m, self.d = poly.A.shape
         self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
         self.W, self.c, self.t = W, c, t
-        self._A2 = None
-        self.rows = _split_if_sparse(poly.A)
+        self.rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
+        self.n_dense = int(self.rows.dense_idx.size)
+        self._H = np.empty((self.d, self.d))
 
     def G(self, x: np.ndarray) -> np.ndarray:
-        Ax = self.A @ x if self.rows is None else self.rows.matvec(x)
-        return np.concatenate([Ax, x, -x])
+        return np.concatenate([self.rows.matvec(x), x, -x])
 
     def GT(self, v: np.ndarray) -> np.ndarray:
         m, d = self.m, self.d
-        ATv = self.A.T @ v[:m] if self.rows is None else self.rows.rmatvec(v[:m])
-        return ATv + v[m : m + d] - v[m + d :]
+        return self.rows.rmatvec(v[:m]) + v[m : m + d] - v[m + d :]
 
     def slack(self, x: np.ndarray) -> np.ndarray:
         return self.G(x) + self.h0
@@ -496,38 +485,22 @@ class _Problem:
         y = p.copy()
         y[self.t] -= 1.0
         Wp = self.W.T @ p
-        return self.W.T @ y, (self.W.T * p) @ self.W - np.outer(Wp, Wp)
+        H = np.matmul(self.W.T * p, self.W, out=self._H)
+        H -= np.outer(Wp, Wp)
+        return self.W.T @ y, H
 
-    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int) -> np.ndarray:
-        """``H + A^T D_A A + diag(D_lo + D_hi)``, rows beyond ``n_keep`` by their diagonal.
+    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int):
+        """``H + A^T D_A A + diag(D_lo + D_hi)``, dense rows beyond ``n_keep`` by their diagonal.
 
-        Only the ``n_keep`` rows of largest weight ``D_i ||a_i||^2`` enter ``A^T D_A A``
-        exactly (the others add ``diag(A^T D A)``): an inexact Newton matrix, which changes the
-        path but not the answer, as feasibility and the gap are always measured exactly.
+        Only the ``n_keep`` dense rows of largest weight ``D_i ||a_i||^2`` enter
+        ``A^T D_A A`` exactly (the others add ``diag(A^T D A)``; sparse rows are always exact):
+        an inexact Newton matrix, which changes the path but not the answer, as feasibility and
+        the gap are always measured exactly. Written in place into the kernel's buffer.
         """
         m, d = self.m, self.d
-        d_a = dvec[:m]
+        keep = self.rows.heaviest(dvec[:m], n_keep)
         diag = dvec[m : m + d] + dvec[m + d :]
-        if self.rows is not None:  # exact: BLAS syrk on dense rows + sparse product (upper)
-            K = self.rows.gram(d_a)
-            K += np.triu(H)
-        elif n_keep >= m:
-            B = self.A * np.sqrt(d_a)[:, None]
-            K = B.T @ B
-        else:
-            if self._A2 is None:
-                self._A2 = self.A**2
-                self._norms2 = self._A2.sum(axis=1)
-            keep = np.argpartition(d_a * self._norms2, m - n_keep)[m - n_keep :]
-            B = self.A[keep] * np.sqrt(d_a[keep])[:, None]
-            K = B.T @ B
-            dropped = d_a.copy()
-            dropped[keep] = 0.0
-            diag = diag + self._A2.T @ dropped
-        if self.rows is None:
-            K += H
-        K[np.diag_indices_from(K)] += diag
-        return K
+        return self.rows.update(dvec[:m], diag=diag, extra=H, keep=keep)
 
 
 def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio: float):
@@ -766,6 +739,7 @@ def max_log_prob_ipm(
     max_iter: int = 80,
     n_keep: int | None = None,
     active_tol: float = 1e-6,
+    device: str | None = None,
 ) -> MaxProbResult:
     r"""Fast exact path: eq. (6) by a primal-dual interior-point method in float64.
 
@@ -793,9 +767,15 @@ def max_log_prob_ipm(
         Target certified gap, relative to ``|log p_t|`` (plus a ``1e-13`` floor).
     max_iter : int, default=80
     n_keep : int, optional
-        Rows entering ``A^T diag(lambda/s) A`` exactly (the heaviest ones; the others by their
-        diagonal). Default ``max(d, 256)``; ``poly.n_rows`` gives the exact Newton matrix. It
-        affects speed only: the answer is verified exactly either way.
+        Dense rows entering ``A^T diag(lambda/s) A`` exactly (the heaviest ones; the others by
+        their diagonal; sparse convolution rows always enter exactly). Default
+        ``max(d, 256)`` when every row is dense (MLP regions), ``max(n_dense // 4, 256)`` when
+        sparse rows are split off (CNN regions); ``poly.n_rows`` gives the exact Newton
+        matrix. It affects speed only: the answer is verified exactly either way, and a step
+        shorter than 0.1 is recomputed with the exact matrix.
+    device : {None, "numpy", "cpu", "cuda"}, default=None
+        Where the Newton matrix and its Cholesky factor live (see
+        :func:`lrtools.solvers.ipm.lp_ipm`); certificates are measured in numpy float64.
 
     Returns
     -------
@@ -821,8 +801,10 @@ def max_log_prob_ipm(
         x_in = interior_point(poly, x_star)
     elif _min_slack(poly, x_in) <= 0:
         raise ValueError("x_in must lie strictly inside the region (every slack positive).")
-    prob = _Problem(poly, W, c, t)
-    n_keep = max(poly.dim, 256) if n_keep is None else n_keep
+    prob = _Problem(poly, W, c, t, device=resolve_device(device))
+    if n_keep is None:
+        all_dense = prob.n_dense == prob.m
+        n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
     x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
     return _finish(
         prob,
@@ -839,27 +821,12 @@ def max_log_prob_ipm(
     )
 
 
-def _factor(K: np.ndarray):
-    """Cholesky factor of K, adding a growing diagonal shift if K is numerically singular."""
-    try:
-        return sla.cho_factor(K, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    shift = 0.0
-    scale = float(np.max(np.abs(np.diag(K)))) or 1.0
-    for _ in range(12):
-        shift = max(10.0 * shift, 1e-14 * scale)
-        try:
-            return sla.cho_factor(K + shift * np.eye(len(K)), check_finite=False)
-        except np.linalg.LinAlgError:
-            pass
-    raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
-
-
-def _max_step(v: np.ndarray, dv: np.ndarray) -> float:
-    """Largest alpha with ``v + alpha dv >= 0`` (``v > 0``); inf if ``dv >= 0``."""
-    neg = dv < 0
-    return float(np.min(-v[neg] / dv[neg])) if np.any(neg) else np.inf
+def _factor(K):
+    """The kernel's regularised Cholesky factor of K; SolverError if it stays singular."""
+    F = cholesky(K, max_tries=13)
+    if F is None:
+        raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
+    return F
 
 
 def _initial_multipliers(prob: _Problem, s: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -885,15 +852,15 @@ def _direction(prob: _Problem, g, H, s, lam, n_keep, mu_floor=0.0):
     cf = _factor(prob.normal_matrix(H, lam / s, n_keep))
 
     def solve(r):
-        dx = sla.cho_solve(cf, -g + prob.GT(lam - r / s), check_finite=False)
+        dx = cf.solve(-g + prob.GT(lam - r / s))
         ds = prob.G(dx)
         return dx, ds, -(r + lam * ds) / s
 
     def steps(ds, dl):
-        return min(1.0, 0.99 * _max_step(s, ds)), min(1.0, 0.99 * _max_step(lam, dl))
+        return step_length(s, ds), step_length(lam, dl)
 
     dx, ds, dl = solve(s * lam)  # predictor (affine scaling)
-    a_p, a_d = min(1.0, _max_step(s, ds)), min(1.0, _max_step(lam, dl))
+    a_p, a_d = min(1.0, max_step(s, ds)), min(1.0, max_step(lam, dl))
     sigma = ((s + a_p * ds) @ (lam + a_d * dl) / n / mu) ** 3
     sigma = min(1.0, max(sigma, mu_floor / mu))
     r = s * lam + ds * dl - sigma * mu  # Mehrotra corrector
@@ -941,7 +908,7 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
             break
         mu_floor = _MU_FLOOR * gap / s.size
         (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, n_keep, mu_floor)
-        if n_keep < prob.m and min(a_p, a_d) < _SHORT_STEP:  # redo with the exact matrix
+        if n_keep < prob.n_dense and min(a_p, a_d) < _SHORT_STEP:  # redo with the exact matrix
             (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, prob.m, mu_floor)
             n_exact += 1
         x, s = _primal_step(prob, x, dx, a_p)

@@ -75,11 +75,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
-from scipy.linalg import LinAlgError, blas, cho_factor, cho_solve
+from scipy.linalg import blas
 
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from ._kernel import cholesky, weighted_gram
 
 __all__ = [
     "KINDS",
@@ -195,11 +196,6 @@ def _normalise(poly: Polytope) -> _Rows:
     norms = np.linalg.norm(A, axis=1)
     scale = np.where(norms > 0, norms, 1.0)
     return _Rows(A / scale[:, None], poly.b / scale, norms, poly.lo, poly.hi)
-
-
-def _gram(W: np.ndarray) -> np.ndarray:
-    """Upper triangle of ``W^T W`` (BLAS ``syrk``; the lower triangle is not referenced)."""
-    return blas.dsyrk(1.0, W.T, trans=0, lower=0)
 
 
 def _box_min(r: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -700,9 +696,15 @@ def _shoot(rec, scene, x, D_of, targets, tol, chunk):
 def _dikin_factor(scene: _RayScene, x: np.ndarray):
     """Cholesky factor of the log-barrier Hessian at ``x`` (hit rows and box)."""
     rows = scene.rows
-    H = _gram(rows.A[scene.hit] / rows.slack(scene.hit, x)[:, None])
+    w = np.zeros(rows.m)
+    w[scene.hit] = rows.slack(scene.hit, x) ** -2.0
+    H = weighted_gram(rows.A, w, keep=scene.hit)
     H[np.diag_indices_from(H)] += 1.0 / (x - rows.lo) ** 2 + 1.0 / (rows.hi - x) ** 2
-    return cho_factor(H, lower=False)
+    F = cholesky(H)
+    if F is None:
+        raise SolverError(f"the barrier Hessian at the centre is singular ({rows.m} rows x "
+                          f"{rows.A.shape[1]} dims); pass another center.")
+    return F
 
 
 def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
@@ -715,7 +717,7 @@ def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
     """
     rows = scene.rows
     n, d = tg.size, x.size
-    D = -cho_solve(F, rows.A[tg].T).T
+    D = -F.solve(rows.A[tg].T).T
     X = np.repeat(x[None, :], n, axis=0)
     S = np.repeat(rows.slack(scene.hit, x)[:, None], n, axis=1)
     Q = np.zeros((n, steps, d))
@@ -788,7 +790,7 @@ def _ray_phase(rec, scene, center, tol, walk_steps, chunk) -> dict:
     out["n_ray_normal"] = _shoot(rec, scene, center, lambda tg: -rows.A[tg], undecided(), tol,
                                  4 * chunk)
     F = _dikin_factor(scene, center)
-    out["n_ray_dikin"] = _shoot(rec, scene, center, lambda tg: -cho_solve(F, rows.A[tg].T).T,
+    out["n_ray_dikin"] = _shoot(rec, scene, center, lambda tg: -F.solve(rows.A[tg].T).T,
                                 undecided(), tol, 4 * chunk)
     before = int(rec.decided.sum())
     if walk_steps > 0:
@@ -820,16 +822,21 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     rows = rec.rows
     a, beta = rows.A[k], rows.b[k]
     Ai, bi = rows.A[idx], rows.b[idx]
+    d = rows.A.shape[1]
+    H_buf, F_buf = np.empty((d, d), order="F"), np.empty((d, d), order="F")
+    B_buf = np.empty((min(n_near, idx.size), d))
     for _ in range(iters):
         s = Ai @ x + bi
         sl, su, sc = x - rows.lo, rows.hi - x, a @ x + beta + 1.0
         near = np.argpartition(s, n_near)[:n_near] if n_near < s.size else slice(None)
-        H = _gram(np.vstack([Ai[near] / s[near, None], a / sc]))
+        keep = None if isinstance(near, slice) else near
+        H = weighted_gram(Ai, s**-2.0, keep=keep, out=H_buf, buf=B_buf)
+        H = blas.dsyr(sc**-2.0, a, a=H, lower=0, overwrite_a=1)  # the cap row
         H[np.diag_indices_from(H)] += 1.0 / sl**2 + 1.0 / su**2
-        try:
-            u = cho_solve(cho_factor(H, lower=False), a)
-        except LinAlgError:
+        F = cholesky(H, work=F_buf, max_tries=1)
+        if F is None:
             return False, x
+        u = F.solve(a)
         lam = np.zeros(s.size)
         lam[near] = np.maximum((Ai[near] @ u) / s[near] ** 2, 0.0)
         bound = _dual_bound(rows, k, idx, lam)
