@@ -50,7 +50,6 @@ References
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +62,7 @@ from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
 from ._kernel import NormalMatrix, cholesky, max_step, resolve_device, step_length
+from ._lp import FALLBACKS, LPSolution, lp_lower_bound, record_fallback, solve_lp
 
 __all__ = [
     "CLARABEL_ATTEMPTS",
@@ -80,8 +80,8 @@ __all__ = [
 ]
 
 #: How often :func:`max_log_prob` with ``method="auto"`` fell back to the reference solver
-#: (key ``"max_log_prob"``).
-FALLBACKS: Counter = Counter()
+#: (key ``"max_log_prob"``); the solvers' one fallback counter (also ``"margin_lp"``, ...).
+FALLBACKS = FALLBACKS
 
 #: Clarabel settings tried in turn by the reference (SOLVER-FACTS: the defaults stall with
 #: InsufficientProgress on MNIST regions; these two settings make it succeed).
@@ -1006,7 +1006,7 @@ def max_log_prob(
     try:
         return max_log_prob_ipm(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
     except SolverError as exc:
-        FALLBACKS["max_log_prob"] += 1
+        record_fallback("max_log_prob")
         try:
             res = max_log_prob_cvxpy(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
         except SolverError as exc2:
@@ -1185,12 +1185,13 @@ def class_region_exists(
     except SolverError:
         if method != "auto":
             raise
+        record_fallback("margin_lp")
         res = _solve_lp(obj, G, h, bounds, "highs-ipm", poly, t)
     x = res.x[: poly.dim]
     if _min_slack(poly, x) < 0:
         x, _ = _pull_inside(poly, x, interior_point(poly, x_star))
     margin = _margin(W, c, t, x)
-    upper = -_lp_lower_bound(obj, G, h, bounds, -res.ineqlin.marginals)
+    upper = -lp_lower_bound(obj, G, h, bounds, res.lam)
     gap = upper - margin
     decided = sign_only and (margin > tol or upper <= -tol)
     if not decided and (not np.isfinite(gap) or gap > gap_tol * (1.0 + abs(margin))):
@@ -1201,7 +1202,7 @@ def class_region_exists(
     status = "exists" if margin > tol else ("absent" if upper <= -tol else "tie")
     return ClassRegionResult(
         t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0,
-        by="lp-sign" if getattr(res, "stopped", False) else "lp",
+        by="lp-sign" if res.status == "stopped" else "lp",
     )
 
 
@@ -1210,7 +1211,7 @@ def _sign_stop(obj, G, h, bounds, poly, W, c, t, tol):
     n_g, d = G.shape[0], poly.dim
 
     def stop(y: np.ndarray, lam: np.ndarray) -> bool:
-        if -_lp_lower_bound(obj, G, h, bounds, lam[:n_g]) <= -tol:
+        if -lp_lower_bound(obj, G, h, bounds, lam[:n_g]) <= -tol:
             return True  # certified absent
         x = y[:d]
         return _min_slack(poly, x) >= 0 and _margin(W, c, t, x) > tol  # certified witness
@@ -1228,7 +1229,7 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     """``min -s`` s.t. ``G (x, s) <= h`` in linprog form, with finite bounds on every variable.
 
     ``s`` is bounded by ``|s| <= S``, ``S`` the largest ``|z_t - z_j|`` over the box, which
-    never binds but makes the dual bound of :func:`_lp_lower_bound` finite.
+    never binds but makes the weak-duality bound (:func:`lp_lower_bound`) finite.
     """
     from scipy import sparse
 
@@ -1253,52 +1254,15 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     return obj, G, h, bounds
 
 
-def _solve_lp(obj, G, h, bounds, method, poly, t, stop=None):
-    if method == "ipm":
-        return _solve_lp_ipm(obj, G, h, bounds, poly, t, stop)
-    from scipy.optimize import linprog
+def _solve_lp(obj, G, h, bounds, method, poly, t, stop=None) -> LPSolution:
+    """The margin LP with one back-end of the LP front; SolverError unless solved (or stopped).
 
-    res = linprog(obj, A_ub=G, b_ub=h, bounds=bounds, method=method)
-    if res.status != 0:
-        raise SolverError(
-            f"margin LP for class {t} with scipy {method}: status {res.status} ({res.message}) "
-            f"on {poly.n_rows} rows x {poly.dim} dims."
-        )
-    return res
-
-
-def _solve_lp_ipm(obj, G, h, bounds, poly, t, stop=None):
-    """The margin LP with :func:`lrtools.solvers.ipm.lp_ipm`, in ``linprog``'s result shape.
-
-    The variable bounds become inequality rows; only the multipliers of ``G`` are returned
-    (as ``linprog``'s non-positive ``marginals``): the caller's weak-duality bound accounts for
-    the bounds itself, so the certificate does not depend on this solver.
+    The certificate is the caller's weak-duality bound on ``res.lam``, whatever the solver.
     """
-    from types import SimpleNamespace
-
-    from scipy import sparse
-
-    from .ipm import lp_ipm
-
-    n = G.shape[1]
-    eye = sparse.identity(n, format="csr")
-    G_full = sparse.vstack([G, eye, -eye], format="csr")
-    h_full = np.concatenate([h, bounds[:, 1], -bounds[:, 0]])
-    res = lp_ipm(obj, G_full, h_full, stop=stop)
+    res = solve_lp(obj, G, h, bounds, method=method, stop=stop)
     if not (res.success or res.status == "stopped"):
         raise SolverError(
-            f"margin LP for class {t} with lp_ipm: status {res.status} on {poly.n_rows} rows x "
-            f"{poly.dim} dims."
+            f"margin LP for class {t} with {method}: status {res.status} ({res.raw_status}) on "
+            f"{poly.n_rows} rows x {poly.dim} dims."
         )
-    return SimpleNamespace(x=res.y, ineqlin=SimpleNamespace(marginals=-res.lam[: G.shape[0]]),
-                           stopped=res.status == "stopped")
-
-
-def _lp_lower_bound(obj, G, h, bounds, y) -> float:
-    r"""Weak-duality bound :math:`-y^T h + \sum_k \min(r_k l_k, r_k u_k)`, ``r = obj + G^T y``.
-
-    Valid for ``min obj^T v`` s.t. ``G v <= h``, ``l <= v <= u`` and any ``y >= 0``.
-    """
-    y = np.maximum(y, 0.0)
-    r = obj + G.T @ y
-    return float(-y @ h + np.sum(np.minimum(r * bounds[:, 0], r * bounds[:, 1])))
+    return res

@@ -81,6 +81,7 @@ from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
 from ._kernel import cholesky, weighted_gram
+from ._lp import record_fallback, solve_lp
 
 __all__ = [
     "KINDS",
@@ -325,66 +326,28 @@ class _LPAnswer:
     mu: float = 0.0
 
 
-def _lp_scipy(rows: _Rows, k: int, idx: np.ndarray, method: str) -> _LPAnswer:
-    from scipy.optimize import linprog
-
-    a, beta = rows.A[k], rows.b[k]
-    A_ub = np.vstack([-rows.A[idx], -a[None, :]])
-    b_ub = np.concatenate([rows.b[idx], [beta + 1.0]])
-    opts = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-    if method == "highs-ipm":
-        opts["ipm_optimality_tolerance"] = 1e-10
-    res = linprog(a, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([rows.lo, rows.hi]),
-                  method=method, options=opts)
-    if res.status != 0 or res.x is None:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"scipy {method}: {res.message}", False)
-    duals = -np.asarray(res.ineqlin.marginals)
-    return _LPAnswer(res.x, duals[: idx.size], float(res.fun + beta), "optimal", True,
-                     max(float(duals[idx.size]), 0.0))
-
-
-def _lp_clarabel(rows: _Rows, k: int, idx: np.ndarray) -> _LPAnswer:
-    import cvxpy as cp
-
-    a, beta = rows.A[k], rows.b[k]
-    x = cp.Variable(rows.A.shape[1])
-    other = rows.A[idx] @ x + rows.b[idx] >= 0
-    cap = a @ x + beta + 1 >= 0
-    cons = [other, cap, x >= rows.lo, x <= rows.hi]
-    prob = cp.Problem(cp.Minimize(a @ x + beta), cons)
-    try:
-        prob.solve(solver="CLARABEL")
-    except cp.error.SolverError as exc:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"clarabel: {exc}", False)
-    if prob.status != cp.OPTIMAL or x.value is None:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"clarabel: {prob.status}", False)
-    lam = np.asarray(other.dual_value, dtype=np.float64).reshape(-1)
-    mu = max(float(np.asarray(cap.dual_value).reshape(-1)[0]), 0.0)
-    return _LPAnswer(np.asarray(x.value), lam, float(prob.value), "optimal", True, mu)
-
-
-def _lp_ipm(rows: _Rows, k: int, idx: np.ndarray) -> _LPAnswer:
-    from .ipm import lp_ipm
-
-    a, beta = rows.A[k], rows.b[k]
-    d = rows.A.shape[1]
-    eye = sparse.identity(d, format="csr")
-    G = sparse.vstack(
-        [sparse.csr_matrix(-rows.A[idx]), sparse.csr_matrix(-a[None, :]), eye, -eye], format="csr"
-    )
-    h = np.concatenate([rows.b[idx], [beta + 1.0], rows.hi, -rows.lo])
-    res = lp_ipm(a, G, h, tol=1e-10, gap_atol=1e-10)
-    return _LPAnswer(res.y, res.lam[: idx.size], float(res.primal_objective + beta), res.status,
-                     res.success, float(res.lam[idx.size]))
+_LP_OPTIONS = {
+    "ipm": {"tol": 1e-10, "gap_atol": 1e-10},
+    "highs-ipm": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10,
+                  "ipm_optimality_tolerance": 1e-10},
+    "highs": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    "highs-ds": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    "clarabel": {},
+}
 
 
 def _solve_lp(rows: _Rows, k: int, idx: np.ndarray, method: str) -> _LPAnswer:
-    """The LP of eq. (18) for row ``k`` with constraint rows ``idx`` (normalised)."""
-    if method == "ipm":
-        return _lp_ipm(rows, k, idx)
-    if method == "clarabel":
-        return _lp_clarabel(rows, k, idx)
-    return _lp_scipy(rows, k, idx, method)
+    """The LP of eq. (18) for row ``k`` with constraint rows ``idx`` (normalised), by the LP
+    front: ``min w_k^T x`` s.t. ``-A_idx x <= b_idx``, ``-w_k^T x <= b_k + 1``, the box."""
+    a, beta = rows.A[k], rows.b[k]
+    G = np.vstack([-rows.A[idx], -a[None, :]])
+    h = np.concatenate([rows.b[idx], [beta + 1.0]])
+    sol = solve_lp(a, G, h, np.column_stack([rows.lo, rows.hi]), method=method,
+                   options=_LP_OPTIONS[method])
+    if sol.x is None:
+        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"{method}: {sol.status}", False)
+    return _LPAnswer(sol.x, sol.lam[: idx.size], float(sol.value + beta), sol.status,
+                     sol.success, max(float(sol.lam[idx.size]), 0.0))
 
 
 def _primal_violation(rows: _Rows, idx: np.ndarray, x: np.ndarray) -> float:
@@ -912,6 +875,7 @@ def _lp_phase(rec, center, tol, affine_iters, reduced_rows, on_unverified) -> di
         if _decide(rec, k, idx, ans, tol, center, gap_tol=1e-6):
             continue
         n_fallback += 1
+        record_fallback("redundancy_lp")
         ans = _solve_lp(rec.rows, k, idx, "highs-ipm")
         n_lp += 1
         if not _decide(rec, k, idx, ans, tol, center, gap_tol=1e-6):
