@@ -283,6 +283,8 @@ def insphere_ipm(
     certify_atol: float = 1e-12,
     sparse_below: float = 0.5,
     threads: int | None = None,
+    n_keep: int | str | None = "auto",
+    device: str | None = None,
 ) -> InsphereResult:
     r"""Eq. (5) with the numpy interior-point method, certified by primal and dual checks.
 
@@ -311,6 +313,13 @@ def insphere_ipm(
         IPM in sparse form, where its dense rows become a BLAS block.
     threads : int or None, default=None
         BLAS threads of :func:`lp_ipm` (``None``: unchanged; use 1 on shared cores).
+    n_keep : int, "auto" or None, default="auto"
+        Constraint reduction of :func:`lp_ipm` (the heaviest dense rows build the normal
+        matrix); ``"auto"`` keeps ``max(1.25 (d + 1), 256)`` rows when the region has more
+        than 1.5 times as many (MLP regions: 983 of 3,072 on MNIST), ``None`` always uses the
+        exact matrix. Speed only: the answer is certified either way.
+    device : {None, "numpy", "cpu", "cuda"}, default=None
+        Linear-algebra device of :func:`lp_ipm`.
 
     Returns
     -------
@@ -327,8 +336,11 @@ def insphere_ipm(
     check_scalar(certify_atol, "certify_atol", float, min_val=0.0)
     t0 = time.perf_counter()
     c, G, h, keep = _insphere_lp(poly, sparse_below)
+    if n_keep == "auto":
+        n_keep = max(int(1.25 * (poly.dim + 1)), 256)
+        n_keep = n_keep if keep.size > 1.5 * n_keep else None
     res = lp_ipm(c, G, h, tol=tol, max_iter=max_iter, gap_atol=0.1 * certify_atol,
-                 threads=threads)
+                 threads=threads, n_keep=n_keep, device=device)
     if not res.success:
         raise _ipm_failure(poly, res, "no certified optimum")
     d, k = poly.dim, keep.size

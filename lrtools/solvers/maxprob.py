@@ -96,6 +96,7 @@ _POLISH_RATIOS = (1.0, 1e-4, 1e-8)  # active set {lam_i > ratio * s_i} tried whe
 _GAP_FLOOR = 1e-13  # absolute floor of the accepted gap (float64 resolution of log p_t)
 _MU_FLOOR = 0.01  # centring keeps n * mu >= _MU_FLOOR * gap (no premature collapse)
 _SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
+_INTERIOR_RTOL = 1e-11  # hyperplane slacks kept above this share of |a_i|^T|x| + |b_i|
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
 _LSTSQ_DENSE_MAX = 500_000  # entries of A_S above which polishing uses LSQR
 _STALL = 3  # iterations without halving the gap (once complementarity is negligible)
@@ -381,20 +382,47 @@ def _nudge_inside(poly: Polytope, x: np.ndarray) -> np.ndarray | None:
     return x0 if _min_slack(poly, x0) > 0 else None
 
 
-def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
-    """Smallest move of ``x`` toward the strictly interior ``x_in`` that makes it feasible.
+def _row_margins(poly: Polytope, x: np.ndarray) -> np.ndarray:
+    r"""Smallest hyperplane slack that fixes the activation pattern in float64 at ``x``.
 
-    Returns the new point and the fraction ``theta`` of the segment used (0 if already inside).
+    :math:`\text{margin}_i = \epsilon\,(|a_i|^T |x| + |b_i|)`, :math:`\epsilon` =
+    ``_INTERIOR_RTOL``: far above the rounding error of a pre-activation computed in float64
+    (the network's forward pass, or the rows' own propagation), far below the solvers'
+    accuracy. A slack above it means the unit's sign at ``x`` is the region's, whichever way
+    the pre-activation is evaluated.
     """
-    s = _all_slacks(poly, x)
-    if s.min() >= 0:
+    return _INTERIOR_RTOL * (abs(poly.A) @ np.abs(x) + np.abs(poly.b))
+
+
+def _inside_enough(poly: Polytope, x: np.ndarray) -> bool:
+    """Box satisfied and every hyperplane slack above its margin (strictly interior rows)."""
+    if np.any(x < poly.lo) or np.any(x > poly.hi):
+        return False
+    return bool(np.all(poly.slack(x) >= _row_margins(poly, x)))
+
+
+def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
+    """Smallest move of ``x`` toward the strictly interior ``x_in`` that makes it strictly
+    interior: box satisfied, every hyperplane slack above :func:`_row_margins`.
+
+    Slacks are affine along the segment, so the fraction is computed in closed form, then
+    doubled until the float64 check passes (a pre-activation of ~1e-16 must not be left: its
+    sign decides the activation pattern at the point). Returns the new point and the fraction
+    ``theta`` of the segment used (0 if already strictly inside).
+    """
+    if _inside_enough(poly, x):
         return x, 0.0
-    s_in = _all_slacks(poly, x_in)
+    m = poly.n_rows
+    need = np.concatenate([_row_margins(poly, x), np.zeros(2 * poly.dim)])
+    s, s_in = _all_slacks(poly, x) - need, _all_slacks(poly, x_in) - need
     bad = s < 0
+    if np.any(s_in[bad] <= 0):
+        raise SolverError("could not pull the point inside the region: x_in is not interior "
+                          f"enough ({int(np.sum(s_in[:m] <= 0))} rows at its margin).")
     theta = float(np.max(-s[bad] / (s_in[bad] - s[bad])))
-    for _ in range(60):  # rounding may leave a slack at -1e-17: grow theta until feasible
+    for _ in range(60):
         x_new = x + theta * (x_in - x)
-        if _min_slack(poly, x_new) >= 0:
+        if _inside_enough(poly, x_new):
             return x_new, theta
         theta = min(1.0, 2.0 * theta + 1e-16)
     raise SolverError("could not pull the point inside the region: x_in is not interior.")
@@ -569,6 +597,11 @@ def _finish(
             f"eq. (6) answer of {method} (status {status}) violates the region by "
             f"{-min_slack:.3g} on {size}."
         )
+    if not _inside_enough(poly, x):
+        raise SolverError(
+            f"eq. (6) answer of {method} (status {status}) has a hyperplane slack below its "
+            f"float64 margin (the activation pattern at x^t could flip) on {size}."
+        )
     g, _ = prob.grad_hess(x)
     phi, gap, _ = _best_certificate(prob, x, np.maximum(s, 0.0), lam, g, gap_tol, gap_scale)
     if not np.isfinite(gap) or gap > _gap_target(phi, gap_tol, gap_scale):
@@ -695,7 +728,7 @@ def _cvxpy_solve(prob: _Problem, x_star, x_in, gap_tol, active_tol) -> MaxProbRe
         xv = np.asarray(x.value, dtype=np.float64)
         lam = np.concatenate([np.ravel(k.dual_value) for k in cons]).astype(np.float64)
         theta = 0.0
-        if _min_slack(poly, xv) < 0:
+        if not _inside_enough(poly, xv):  # strictly interior rows: the pattern at x^t holds
             if x_in is None:
                 x_in = interior_point(poly, x_star)
             xv, theta = _pull_inside(poly, xv, x_in)
@@ -806,6 +839,7 @@ def max_log_prob_ipm(
         all_dense = prob.n_dense == prob.m
         n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
     x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
+    x, info["pulled"] = _pull_inside(poly, x, x_in)  # a no-op unless a slack is ~0
     return _finish(
         prob,
         x,
@@ -1188,7 +1222,7 @@ def class_region_exists(
         record_fallback("margin_lp")
         res = _solve_lp(obj, G, h, bounds, "highs-ipm", poly, t)
     x = res.x[: poly.dim]
-    if _min_slack(poly, x) < 0:
+    if not _inside_enough(poly, x):
         x, _ = _pull_inside(poly, x, interior_point(poly, x_star))
     margin = _margin(W, c, t, x)
     upper = -lp_lower_bound(obj, G, h, bounds, res.lam)
