@@ -102,7 +102,8 @@ def test_step_rule():
     v = np.array([1.0, 2.0, 4.0])
     assert max_step(v, np.array([-2.0, 1.0, -1.0])) == 0.5
     assert max_step(v, np.ones(3)) == np.inf
-    assert step_length(v, np.ones(3)) == 1.0
+    assert step_length(v, np.ones(3)) == 0.99
+    assert step_length(v, np.array([-0.1, 0, 0])) == 0.99
     assert step_length(v, np.array([-2.0, 0, 0])) == pytest.approx(0.495)
 
 

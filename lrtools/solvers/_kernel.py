@@ -56,7 +56,7 @@ __all__ = [
 
 #: Accepted values of ``device`` (``None``: numpy/LAPACK on the CPU).
 DEVICES = (None, "numpy", "cpu", "cuda")
-_MAX_REGULARIZATIONS = 10
+_MAX_REGULARIZATIONS = 9  # one plain try and eight growing shifts
 _STEP_TO_BOUNDARY = 0.99
 
 
@@ -112,8 +112,9 @@ def max_step(v: np.ndarray, dv: np.ndarray) -> float:
 
 
 def step_length(v: np.ndarray, dv: np.ndarray, fraction: float = _STEP_TO_BOUNDARY) -> float:
-    """The step rule of every method: ``min(1, fraction * max_step(v, dv))``."""
-    return min(1.0, fraction * max_step(v, dv))
+    """The step rule of every method: ``fraction * min(1, max_step(v, dv))`` (never a full
+    step onto or beyond the boundary; at most ``fraction``)."""
+    return fraction * min(1.0, max_step(v, dv))
 
 
 # --------------------------------------------------------------------------- Cholesky

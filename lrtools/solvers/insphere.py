@@ -363,6 +363,8 @@ def insphere_ipm(
         "dual_bound": bound,
         "certified_gap": gap,
         "n_dense_rows": res.info["n_dense_rows"],
+        "n_keep": n_keep,
+        "n_exact_newton": res.info.get("n_exact_newton", 0),
         "fallback": False,
     }
     seconds = time.perf_counter() - t0
