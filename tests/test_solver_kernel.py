@@ -117,3 +117,25 @@ def test_device_validation(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_blas_thread_policy(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from lrtools.solvers._kernel import blas_threads
+
+    def blas_threads_now():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    monkeypatch.setenv("LRTOOLS_BLAS_THREADS", "1")
+    with blas_threads(None):
+        assert set(blas_threads_now()) == {1}
+    monkeypatch.setenv("LRTOOLS_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="LRTOOLS_BLAS_THREADS must be a positive integer"):
+        blas_threads(None)
+    monkeypatch.delenv("LRTOOLS_BLAS_THREADS")
+    before = blas_threads_now()
+    with blas_threads(None):
+        assert blas_threads_now() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        blas_threads(0)

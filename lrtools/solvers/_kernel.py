@@ -64,13 +64,24 @@ _STEP_TO_BOUNDARY = 0.99
 
 
 def blas_threads(threads: int | None):
-    """Context limiting BLAS threads to ``threads`` (``None``: leave the current setting).
+    """Context limiting BLAS threads to ``threads``: the one BLAS thread policy of the solvers.
 
-    On cores shared with other jobs ``threads=1`` avoids OpenBLAS oversubscription, which can
-    make a Cholesky factorisation 10-60x slower.
+    ``None`` reads the ``LRTOOLS_BLAS_THREADS`` environment variable (the runner and the
+    workers set it; unset: leave the current setting). On cores shared with other jobs
+    ``threads=1`` avoids OpenBLAS oversubscription, which can make a Cholesky factorisation
+    10-60x slower.
     """
     if threads is None:
-        return contextlib.nullcontext()
+        env = os.environ.get("LRTOOLS_BLAS_THREADS")
+        if not env:
+            return contextlib.nullcontext()
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ValueError(f"LRTOOLS_BLAS_THREADS must be a positive integer; got {env!r}. "
+                             "Unset it to keep the BLAS default.") from None
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}.")
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=int(threads), user_api="blas")

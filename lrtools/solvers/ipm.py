@@ -157,7 +157,7 @@ def _starting_point(rows: NormalMatrix, c, h) -> tuple[np.ndarray, np.ndarray, n
     return y, s, lam
 
 
-def _infeasibility(rows: NormalMatrix, c, h, y, lam, tol: float) -> str | None:
+def _infeasibility(rows: NormalMatrix, c, h, y, lam, tol: float, Gy=None, GTl=None) -> str | None:
     r"""Certificates of primal or dual infeasibility from diverging iterates, if any.
 
     Primal: :math:`\hat\lambda = \lambda / \mathbf 1^T\lambda` with
@@ -166,30 +166,33 @@ def _infeasibility(rows: NormalMatrix, c, h, y, lam, tol: float) -> str | None:
     For a feasible, bounded LP neither test can pass unless ``tol`` times the size of its
     feasible points is of order one.
     """
-    lam_hat = lam / lam.sum()
-    h_lam = float(h @ lam_hat)
-    if h_lam < 0 and np.abs(rows.rmatvec(lam_hat)).max() <= tol * -h_lam:
+    total = lam.sum()
+    h_lam = float(h @ lam) / total
+    GTl = rows.rmatvec(lam) if GTl is None else GTl
+    if h_lam < 0 and np.abs(GTl).max() / total <= tol * -h_lam:
         return "primal_infeasible"
     y_norm = np.abs(y).max()
     if y_norm > 0:
-        u = y / y_norm
-        cu = float(c @ u)
-        if cu < 0 and rows.matvec(u).max() <= tol * -cu:
+        cu = float(c @ y) / y_norm
+        Gy = rows.matvec(y) if Gy is None else Gy
+        if cu < 0 and Gy.max() / y_norm <= tol * -cu:
             return "dual_infeasible"
     return None
 
 
-def _measures(rows: NormalMatrix, c, h, y, lam) -> dict:
+def _measures(rows: NormalMatrix, c, h, y, lam, Gy=None, GTl=None) -> dict:
     """Residuals and gap of the pair ``(y, lam)`` as defined in :class:`LPResult`."""
+    Gy = rows.matvec(y) if Gy is None else Gy
+    GTl = rows.rmatvec(lam) if GTl is None else GTl
     pobj, dobj = float(c @ y), float(-h @ lam)
     gap = abs(pobj - dobj)
     scale = max(abs(pobj), abs(dobj))
     return {
         "primal_objective": pobj,
         "dual_objective": dobj,
-        "primal_residual": float(max(0.0, (rows.matvec(y) - h).max(initial=0.0)))
+        "primal_residual": float(max(0.0, (Gy - h).max(initial=0.0)))
         / (1.0 + float(np.abs(h).max(initial=0.0))),
-        "dual_residual": float(np.abs(c + rows.rmatvec(lam)).max(initial=0.0))
+        "dual_residual": float(np.abs(c + GTl).max(initial=0.0))
         / (1.0 + float(np.abs(c).max(initial=0.0))),
         "gap": gap,
         "rel_gap": gap / scale if scale > 0 else (0.0 if gap == 0 else np.inf),
@@ -348,10 +351,10 @@ def lp_ipm(
         return _lp_ipm(c, G, h, opts, stop, n_keep=n_keep, device=device)
 
 
-def _mehrotra_step(rows, F, y, s, lam, c, h):
+def _mehrotra_step(rows, F, y, s, lam, c, h, Gy=None, GTl=None):
     """One predictor-corrector step from ``(y, s, lam)`` with the factor ``F`` of its matrix."""
-    r_p = rows.matvec(y) + s - h
-    r_d = c + rows.rmatvec(lam)
+    r_p = (rows.matvec(y) if Gy is None else Gy) + s - h
+    r_d = c + (rows.rmatvec(lam) if GTl is None else GTl)
     mu = float(s @ lam) / s.size
     dy, ds, dl = _direction(rows, F, r_p, r_d, s, lam, s * lam)
     a_p, a_d = min(1.0, max_step(s, ds)), min(1.0, max_step(lam, dl))
@@ -402,7 +405,8 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
     newton = _Newton(rows, n_keep, info)
     small_steps, best, since_best = 0, np.inf, 0
     while True:
-        meas = _measures(rows, c, h, y, lam)
+        Gy, GTl = rows.matvec(y), rows.rmatvec(lam)  # once per iteration, reused below
+        meas = _measures(rows, c, h, y, lam, Gy, GTl)
         if stop is not None and it > 0 and stop(y, lam):
             status = "stopped"
             break
@@ -414,7 +418,7 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
         merit = max(meas["primal_residual"], meas["dual_residual"], meas["rel_gap"])
         best, since_best = (merit, 0) if merit < best else (best, since_best + 1)
         status = _stopping_status(it, opts, small_steps, since_best)
-        status = status or _infeasibility(rows, c, h, y, lam, min(opts.tol, 1e-8))
+        status = status or _infeasibility(rows, c, h, y, lam, min(opts.tol, 1e-8), Gy, GTl)
         if status is not None:
             break
         t1 = time.perf_counter()
@@ -425,13 +429,13 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
             status = "numerical_error"
             break
         F = newton
-        trial = _mehrotra_step(rows, F, y, s, lam, c, h)
+        trial = _mehrotra_step(rows, F, y, s, lam, c, h, Gy, GTl)
         if newton.reduced and trial[3] < _SHORT_STEP:  # redo with the exact matrix
             info["n_exact_newton"] = info.get("n_exact_newton", 0) + 1
             if not newton.factor(d, exact=True):
                 status = "numerical_error"
                 break
-            trial = _mehrotra_step(rows, F, y, s, lam, c, h)
+            trial = _mehrotra_step(rows, F, y, s, lam, c, h, Gy, GTl)
         y, s, lam, step = trial
         it += 1
         small_steps = small_steps + 1 if step < 1e-8 else 0

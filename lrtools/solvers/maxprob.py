@@ -61,7 +61,14 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import NormalMatrix, cholesky, max_step, resolve_device, step_length
+from ._kernel import (
+    NormalMatrix,
+    blas_threads,
+    cholesky,
+    max_step,
+    resolve_device,
+    step_length,
+)
 from ._lp import FALLBACKS, LPSolution, lp_lower_bound, record_fallback, solve_lp
 
 __all__ = [
@@ -773,6 +780,7 @@ def max_log_prob_ipm(
     n_keep: int | None = None,
     active_tol: float = 1e-6,
     device: str | None = None,
+    threads: int | None = None,
 ) -> MaxProbResult:
     r"""Fast exact path: eq. (6) by a primal-dual interior-point method in float64.
 
@@ -809,6 +817,8 @@ def max_log_prob_ipm(
     device : {None, "numpy", "cpu", "cuda"}, default=None
         Where the Newton matrix and its Cholesky factor live (see
         :func:`lrtools.solvers.ipm.lp_ipm`); certificates are measured in numpy float64.
+    threads : int or None, default=None
+        BLAS threads during the solve (``None``: ``LRTOOLS_BLAS_THREADS`` or unchanged).
 
     Returns
     -------
@@ -838,7 +848,8 @@ def max_log_prob_ipm(
     if n_keep is None:
         all_dense = prob.n_dense == prob.m
         n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
-    x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
+    with blas_threads(threads):
+        x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
     x, info["pulled"] = _pull_inside(poly, x, x_in)  # a no-op unless a slack is ~0
     return _finish(
         prob,
