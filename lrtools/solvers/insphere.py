@@ -7,7 +7,7 @@ r"""Insphere (Chebyshev centre) of a polytope: eq. (5) of [1].
     \ell + r \le \bar x \le u - r.
 
 The reference formulation is written in cvxpy and solved with Clarabel; ``method="highs"``
-solves the same LP with scipy's HiGHS (an independent solver, used to cross-check);
+solves the same LP with HiGHS's interior point (an independent solver, used to cross-check);
 ``method="ipm"`` solves it with the numpy interior-point method :func:`lrtools.solvers.ipm.lp_ipm`
 (10-30x faster than the reference on MNIST-size regions) and certifies the radius with the
 dual bound :func:`insphere_dual_bound`; ``method="auto"`` (the default) runs ``"ipm"`` and falls
@@ -30,6 +30,7 @@ from scipy import sparse
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from ._lp import FALLBACKS, solve_lp
 from .ipm import LPResult, lp_ipm
 
 __all__ = [
@@ -142,15 +143,20 @@ def insphere_cvxpy(poly: Polytope, *, solver: str = "CLARABEL", **solver_opts) -
     return InsphereResult(center, radius, solver.lower(), prob.status, seconds, viol, info)
 
 
-def insphere_highs(poly: Polytope, *, method: str = "highs") -> InsphereResult:
-    """Independent reference: the LP of eq. (5) with ``scipy.optimize.linprog`` (HiGHS).
+def insphere_highs(poly: Polytope, *, method: str = "highs-ipm") -> InsphereResult:
+    """Independent reference: the LP of eq. (5) with HiGHS (``scipy.optimize.linprog``).
 
     Variables are ``(x, r)``; we minimise ``-r`` subject to
     ``-A x + ||w|| r <= b``, ``-x + r <= -lo``, ``x + r <= hi``, ``r >= 0``.
-    """
-    from scipy import sparse
-    from scipy.optimize import linprog
 
+    Parameters
+    ----------
+    poly : Polytope
+    method : {"highs-ipm", "highs-ds", "highs"}, default="highs-ipm"
+        HiGHS's interior point (IPX) by default: its dual simplex (which ``"highs"`` may
+        choose) did not finish in 420 s on a paper-size MNIST region.
+    """
+    check_choice(method, "method", ("highs-ipm", "highs-ds", "highs"))
     d = poly.dim
     A = sparse.csr_matrix(poly.A)
     eye = sparse.identity(d, format="csr")
@@ -166,23 +172,20 @@ def insphere_highs(poly: Polytope, *, method: str = "highs") -> InsphereResult:
     h = np.concatenate([poly.b, -poly.lo, poly.hi])
     c = np.zeros(d + 1)
     c[-1] = -1.0
-    bounds = [(None, None)] * d + [(0, None)]
-    t0 = time.perf_counter()
-    res = linprog(c, A_ub=G, b_ub=h, bounds=bounds, method=method)
-    seconds = time.perf_counter() - t0
-    if res.status != 0:
+    bounds = np.column_stack([np.full(d + 1, -np.inf), np.full(d + 1, np.inf)])
+    bounds[d, 0] = 0.0
+    res = solve_lp(c, G, h, bounds, method=method, feas_tol=1e-6)
+    if not res.success:
         raise SolverError(
-            f"insphere (eq. 5) with scipy {method}: status {res.status} ({res.message}) "
+            f"insphere (eq. 5) with scipy {method}: status {res.status} ({res.raw_status}) "
             f"on {poly.n_rows} rows x {d} dims."
         )
     center, radius = res.x[:d], float(res.x[d])
     viol = verify_insphere(poly, center, radius, tol=1e-6)
-    m = poly.n_rows
-    lam = -res.ineqlin.marginals  # HiGHS reports d(objective)/d(h) <= 0 for G y <= h
-    info = {"dual_bound": insphere_dual_bound(poly, lam[:m], lam[m : m + d], lam[m + d :])}
-    return InsphereResult(center, radius, method, res.message, seconds, viol, info)
-
-
+    m, lam = poly.n_rows, res.lam
+    info = {"dual_bound": insphere_dual_bound(poly, lam[:m], lam[m : m + d], lam[m + d :]),
+            "iterations": res.iterations}
+    return InsphereResult(center, radius, method, res.raw_status, res.seconds, viol, info)
 
 
 def insphere_dual_bound(
@@ -280,6 +283,8 @@ def insphere_ipm(
     certify_atol: float = 1e-12,
     sparse_below: float = 0.5,
     threads: int | None = None,
+    n_keep: int | str | None = "auto",
+    device: str | None = None,
 ) -> InsphereResult:
     r"""Eq. (5) with the numpy interior-point method, certified by primal and dual checks.
 
@@ -308,6 +313,13 @@ def insphere_ipm(
         IPM in sparse form, where its dense rows become a BLAS block.
     threads : int or None, default=None
         BLAS threads of :func:`lp_ipm` (``None``: unchanged; use 1 on shared cores).
+    n_keep : int, "auto" or None, default="auto"
+        Constraint reduction of :func:`lp_ipm` (the heaviest dense rows build the normal
+        matrix); ``"auto"`` keeps ``max(1.25 (d + 1), 256)`` rows when the region has more
+        than 1.5 times as many (MLP regions: 983 of 3,072 on MNIST), ``None`` always uses the
+        exact matrix. Speed only: the answer is certified either way.
+    device : {None, "numpy", "cpu", "cuda"}, default=None
+        Linear-algebra device of :func:`lp_ipm`.
 
     Returns
     -------
@@ -324,8 +336,11 @@ def insphere_ipm(
     check_scalar(certify_atol, "certify_atol", float, min_val=0.0)
     t0 = time.perf_counter()
     c, G, h, keep = _insphere_lp(poly, sparse_below)
+    if n_keep == "auto":
+        n_keep = max(int(1.25 * (poly.dim + 1)), 256)
+        n_keep = n_keep if keep.size > 1.5 * n_keep else None
     res = lp_ipm(c, G, h, tol=tol, max_iter=max_iter, gap_atol=0.1 * certify_atol,
-                 threads=threads)
+                 threads=threads, n_keep=n_keep, device=device)
     if not res.success:
         raise _ipm_failure(poly, res, "no certified optimum")
     d, k = poly.dim, keep.size
@@ -348,6 +363,8 @@ def insphere_ipm(
         "dual_bound": bound,
         "certified_gap": gap,
         "n_dense_rows": res.info["n_dense_rows"],
+        "n_keep": n_keep,
+        "n_exact_newton": res.info.get("n_exact_newton", 0),
         "fallback": False,
     }
     seconds = time.perf_counter() - t0
@@ -355,18 +372,18 @@ def insphere_ipm(
 
 
 _METHODS = {"auto": None, "ipm": insphere_ipm, "clarabel": insphere_cvxpy, "highs": insphere_highs}
-_COUNTS = {"auto_calls": 0, "fallbacks": 0, "failures": 0}
+_COUNT_KEYS = ("auto_calls", "fallbacks", "failures")  # kept in the solvers' one counter
 
 
 def fallback_counts() -> dict[str, int]:
     """How often ``insphere(method="auto")`` ran, fell back to Clarabel, and failed outright."""
-    return dict(_COUNTS)
+    return {key: FALLBACKS[f"insphere_{key}"] for key in _COUNT_KEYS}
 
 
 def reset_fallback_counts() -> None:
     """Set every counter of :func:`fallback_counts` to zero."""
-    for key in _COUNTS:
-        _COUNTS[key] = 0
+    for key in _COUNT_KEYS:
+        FALLBACKS[f"insphere_{key}"] = 0
 
 
 def _insphere_auto(poly: Polytope, **options) -> InsphereResult:
@@ -376,7 +393,7 @@ def _insphere_auto(poly: Polytope, **options) -> InsphereResult:
     reversed: the IPM's dense ``d x d`` normal matrix then costs more than Clarabel's sparse
     factorisation (1,380 rows x 3,072 dims: 13 s against 4.3 s on 2 cores).
     """
-    _COUNTS["auto_calls"] += 1
+    FALLBACKS["insphere_auto_calls"] += 1
     solvers = [
         ("IPM", lambda: insphere_ipm(poly, **options)),
         ("Clarabel", lambda: insphere_cvxpy(poly)),
@@ -390,11 +407,11 @@ def _insphere_auto(poly: Polytope, **options) -> InsphereResult:
         return res
     except SolverError as exc:
         reason = str(exc)
-    _COUNTS["fallbacks"] += 1
+    FALLBACKS["insphere_fallbacks"] += 1
     try:
         ref = second()
     except SolverError as exc:
-        _COUNTS["failures"] += 1
+        FALLBACKS["insphere_failures"] += 1
         raise SolverError(
             f"insphere (eq. 5) failed with both solvers. {name1}: {reason} {name2}: {exc}"
         ) from exc
@@ -415,7 +432,7 @@ def insphere(poly: Polytope, *, method: str = "auto", **options) -> InsphereResu
         the region has fewer hyperplanes than dimensions) (``info["fallback"]`` and
         ``info["fallback_reason"]`` record it; :func:`fallback_counts` counts it).
         ``"ipm"``: :func:`insphere_ipm` only. ``"clarabel"``: the cvxpy reference.
-        ``"highs"``: scipy's HiGHS.
+        ``"highs"``: HiGHS's interior point (:func:`insphere_highs`).
     **options
         Keyword arguments of the chosen solver function (of :func:`insphere_ipm` for
         ``"auto"``), e.g. ``max_iter``.

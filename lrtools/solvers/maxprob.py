@@ -50,7 +50,6 @@ References
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +61,15 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from .ipm import _SplitRows
+from ._kernel import (
+    NormalMatrix,
+    blas_threads,
+    cholesky,
+    max_step,
+    resolve_device,
+    step_length,
+)
+from ._lp import FALLBACKS, LPSolution, lp_lower_bound, record_fallback, solve_lp
 
 __all__ = [
     "CLARABEL_ATTEMPTS",
@@ -80,8 +87,8 @@ __all__ = [
 ]
 
 #: How often :func:`max_log_prob` with ``method="auto"`` fell back to the reference solver
-#: (key ``"max_log_prob"``).
-FALLBACKS: Counter = Counter()
+#: (key ``"max_log_prob"``); the solvers' one fallback counter (also ``"margin_lp"``, ...).
+FALLBACKS = FALLBACKS
 
 #: Clarabel settings tried in turn by the reference (SOLVER-FACTS: the defaults stall with
 #: InsufficientProgress on MNIST regions; these two settings make it succeed).
@@ -97,7 +104,8 @@ _GAP_FLOOR = 1e-13  # absolute floor of the accepted gap (float64 resolution of 
 _MU_FLOOR = 0.01  # centring keeps n * mu >= _MU_FLOOR * gap (no premature collapse)
 _SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
-_LSTSQ_DENSE_MAX = 500_000  # entries of A_S above which polishing uses LSQR
+_LSTSQ_DENSE_MAX = 3_000_000  # entries of A_S above which polishing uses LSQR (MNIST: dense QR
+# of 1,000-1,500 active rows x 784 is 4-10x faster than 300 LSQR sweeps)
 _STALL = 3  # iterations without halving the gap (once complementarity is negligible)
 
 
@@ -381,20 +389,47 @@ def _nudge_inside(poly: Polytope, x: np.ndarray) -> np.ndarray | None:
     return x0 if _min_slack(poly, x0) > 0 else None
 
 
-def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
-    """Smallest move of ``x`` toward the strictly interior ``x_in`` that makes it feasible.
+def _row_margins(poly: Polytope, x: np.ndarray) -> np.ndarray:
+    r"""Smallest hyperplane slack that fixes the activation pattern in float64 at ``x``.
 
-    Returns the new point and the fraction ``theta`` of the segment used (0 if already inside).
+    :math:`\text{margin}_i = 4 d\,u\,(|a_i|^T |x| + |b_i|)` with :math:`u = 2^{-53}`: four
+    times the worst-case rounding error of a length-``d`` float64 dot product (Higham's
+    :math:`\gamma_d`), far below the solvers' accuracy. A slack above it means the unit's
+    sign at ``x`` is the region's however the pre-activation is rounded.
     """
-    s = _all_slacks(poly, x)
-    if s.min() >= 0:
+    eps = 4.0 * poly.dim * np.finfo(np.float64).eps / 2
+    return eps * (abs(poly.A) @ np.abs(x) + np.abs(poly.b))
+
+
+def _inside_enough(poly: Polytope, x: np.ndarray) -> bool:
+    """Box satisfied and every hyperplane slack above its margin (strictly interior rows)."""
+    if np.any(x < poly.lo) or np.any(x > poly.hi):
+        return False
+    return bool(np.all(poly.slack(x) >= _row_margins(poly, x)))
+
+
+def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
+    """Smallest move of ``x`` toward the strictly interior ``x_in`` that makes it strictly
+    interior: box satisfied, every hyperplane slack above :func:`_row_margins`.
+
+    Slacks are affine along the segment, so the fraction is computed in closed form, then
+    doubled until the float64 check passes (a pre-activation of ~1e-16 must not be left: its
+    sign decides the activation pattern at the point). Returns the new point and the fraction
+    ``theta`` of the segment used (0 if already strictly inside).
+    """
+    if _inside_enough(poly, x):
         return x, 0.0
-    s_in = _all_slacks(poly, x_in)
+    m = poly.n_rows
+    need = np.concatenate([_row_margins(poly, x), np.zeros(2 * poly.dim)])
+    s, s_in = _all_slacks(poly, x) - need, _all_slacks(poly, x_in) - need
     bad = s < 0
+    if np.any(s_in[bad] <= 0):
+        raise SolverError("could not pull the point inside the region: x_in is not interior "
+                          f"enough ({int(np.sum(s_in[:m] <= 0))} rows at its margin).")
     theta = float(np.max(-s[bad] / (s_in[bad] - s[bad])))
-    for _ in range(60):  # rounding may leave a slack at -1e-17: grow theta until feasible
+    for _ in range(60):
         x_new = x + theta * (x_in - x)
-        if _min_slack(poly, x_new) >= 0:
+        if _inside_enough(poly, x_new):
             return x_new, theta
         theta = min(1.0, 2.0 * theta + 1e-16)
     raise SolverError("could not pull the point inside the region: x_in is not interior.")
@@ -449,43 +484,32 @@ def _check_tols(gap_tol: float, active_tol: float) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _split_if_sparse(A) -> _SplitRows | None:
-    """Rows split into CSR and dense blocks when at least a quarter of them are sparse.
-
-    Convolution rows of CNN regions (Appendix E of [1]) touch a few percent of the input; with
-    the split the exact Newton matrix costs one ``syrk`` on the dense rows plus a sparse product.
-    """
-    if sparse.issparse(A):
-        return _SplitRows(A, _DENSE_ROW_FRACTION)
-    nnz = np.count_nonzero(A, axis=1)
-    if np.mean(nnz <= _DENSE_ROW_FRACTION * A.shape[1]) < 0.25:
-        return None
-    return _SplitRows(A, _DENSE_ROW_FRACTION)
-
-
 class _Problem:
     """Data of eq. (6) in the stacked form ``s = G x + h0 >= 0``.
 
     ``G = [A; I; -I]`` and ``h0 = [b; -lo; hi]``; ``G`` is applied as an operator, never formed.
+    The rows of ``A`` go to the shared :class:`~lrtools.solvers._kernel.NormalMatrix` (dense
+    rows by ``syrk``, sparse convolution rows of CNN regions, Appendix E of [1], as CSR); the
+    box rows enter the normal matrix as a diagonal.
     """
 
-    def __init__(self, poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
+    def __init__(self, poly: Polytope, W: np.ndarray, c: np.ndarray, t: int,
+                 device: str | None = None):
         self.poly = poly
         self.A = poly.A
         self.m, self.d = poly.A.shape
         self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
         self.W, self.c, self.t = W, c, t
-        self._A2 = None
-        self.rows = _split_if_sparse(poly.A)
+        self.rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
+        self.n_dense = int(self.rows.dense_idx.size)
+        self._H = np.empty((self.d, self.d))
 
     def G(self, x: np.ndarray) -> np.ndarray:
-        Ax = self.A @ x if self.rows is None else self.rows.matvec(x)
-        return np.concatenate([Ax, x, -x])
+        return np.concatenate([self.rows.matvec(x), x, -x])
 
     def GT(self, v: np.ndarray) -> np.ndarray:
         m, d = self.m, self.d
-        ATv = self.A.T @ v[:m] if self.rows is None else self.rows.rmatvec(v[:m])
-        return ATv + v[m : m + d] - v[m + d :]
+        return self.rows.rmatvec(v[:m]) + v[m : m + d] - v[m + d :]
 
     def slack(self, x: np.ndarray) -> np.ndarray:
         return self.G(x) + self.h0
@@ -496,38 +520,22 @@ class _Problem:
         y = p.copy()
         y[self.t] -= 1.0
         Wp = self.W.T @ p
-        return self.W.T @ y, (self.W.T * p) @ self.W - np.outer(Wp, Wp)
+        H = np.matmul(self.W.T * p, self.W, out=self._H)
+        H -= np.outer(Wp, Wp)
+        return self.W.T @ y, H
 
-    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int) -> np.ndarray:
-        """``H + A^T D_A A + diag(D_lo + D_hi)``, rows beyond ``n_keep`` by their diagonal.
+    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int):
+        """``H + A^T D_A A + diag(D_lo + D_hi)``, dense rows beyond ``n_keep`` by their diagonal.
 
-        Only the ``n_keep`` rows of largest weight ``D_i ||a_i||^2`` enter ``A^T D_A A``
-        exactly (the others add ``diag(A^T D A)``): an inexact Newton matrix, which changes the
-        path but not the answer, as feasibility and the gap are always measured exactly.
+        Only the ``n_keep`` dense rows of largest weight ``D_i ||a_i||^2`` enter
+        ``A^T D_A A`` exactly (the others add ``diag(A^T D A)``; sparse rows are always exact):
+        an inexact Newton matrix, which changes the path but not the answer, as feasibility and
+        the gap are always measured exactly. Written in place into the kernel's buffer.
         """
         m, d = self.m, self.d
-        d_a = dvec[:m]
+        keep = self.rows.heaviest(dvec[:m], n_keep)
         diag = dvec[m : m + d] + dvec[m + d :]
-        if self.rows is not None:  # exact: BLAS syrk on dense rows + sparse product (upper)
-            K = self.rows.gram(d_a)
-            K += np.triu(H)
-        elif n_keep >= m:
-            B = self.A * np.sqrt(d_a)[:, None]
-            K = B.T @ B
-        else:
-            if self._A2 is None:
-                self._A2 = self.A**2
-                self._norms2 = self._A2.sum(axis=1)
-            keep = np.argpartition(d_a * self._norms2, m - n_keep)[m - n_keep :]
-            B = self.A[keep] * np.sqrt(d_a[keep])[:, None]
-            K = B.T @ B
-            dropped = d_a.copy()
-            dropped[keep] = 0.0
-            diag = diag + self._A2.T @ dropped
-        if self.rows is None:
-            K += H
-        K[np.diag_indices_from(K)] += diag
-        return K
+        return self.rows.update(dvec[:m], diag=diag, extra=H, keep=keep)
 
 
 def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio: float):
@@ -595,6 +603,11 @@ def _finish(
         raise SolverError(
             f"eq. (6) answer of {method} (status {status}) violates the region by "
             f"{-min_slack:.3g} on {size}."
+        )
+    if not _inside_enough(poly, x):
+        raise SolverError(
+            f"eq. (6) answer of {method} (status {status}) has a hyperplane slack below its "
+            f"float64 margin (the activation pattern at x^t could flip) on {size}."
         )
     g, _ = prob.grad_hess(x)
     phi, gap, _ = _best_certificate(prob, x, np.maximum(s, 0.0), lam, g, gap_tol, gap_scale)
@@ -722,7 +735,7 @@ def _cvxpy_solve(prob: _Problem, x_star, x_in, gap_tol, active_tol) -> MaxProbRe
         xv = np.asarray(x.value, dtype=np.float64)
         lam = np.concatenate([np.ravel(k.dual_value) for k in cons]).astype(np.float64)
         theta = 0.0
-        if _min_slack(poly, xv) < 0:
+        if not _inside_enough(poly, xv):  # strictly interior rows: the pattern at x^t holds
             if x_in is None:
                 x_in = interior_point(poly, x_star)
             xv, theta = _pull_inside(poly, xv, x_in)
@@ -766,6 +779,8 @@ def max_log_prob_ipm(
     max_iter: int = 80,
     n_keep: int | None = None,
     active_tol: float = 1e-6,
+    device: str | None = None,
+    threads: int | None = None,
 ) -> MaxProbResult:
     r"""Fast exact path: eq. (6) by a primal-dual interior-point method in float64.
 
@@ -793,9 +808,17 @@ def max_log_prob_ipm(
         Target certified gap, relative to ``|log p_t|`` (plus a ``1e-13`` floor).
     max_iter : int, default=80
     n_keep : int, optional
-        Rows entering ``A^T diag(lambda/s) A`` exactly (the heaviest ones; the others by their
-        diagonal). Default ``max(d, 256)``; ``poly.n_rows`` gives the exact Newton matrix. It
-        affects speed only: the answer is verified exactly either way.
+        Dense rows entering ``A^T diag(lambda/s) A`` exactly (the heaviest ones; the others by
+        their diagonal; sparse convolution rows always enter exactly). Default
+        ``max(d, 256)`` when every row is dense (MLP regions), ``max(n_dense // 4, 256)`` when
+        sparse rows are split off (CNN regions); ``poly.n_rows`` gives the exact Newton
+        matrix. It affects speed only: the answer is verified exactly either way, and a step
+        shorter than 0.1 is recomputed with the exact matrix.
+    device : {None, "numpy", "cpu", "cuda"}, default=None
+        Where the Newton matrix and its Cholesky factor live (see
+        :func:`lrtools.solvers.ipm.lp_ipm`); certificates are measured in numpy float64.
+    threads : int or None, default=None
+        BLAS threads during the solve (``None``: ``LRTOOLS_BLAS_THREADS`` or unchanged).
 
     Returns
     -------
@@ -821,9 +844,13 @@ def max_log_prob_ipm(
         x_in = interior_point(poly, x_star)
     elif _min_slack(poly, x_in) <= 0:
         raise ValueError("x_in must lie strictly inside the region (every slack positive).")
-    prob = _Problem(poly, W, c, t)
-    n_keep = max(poly.dim, 256) if n_keep is None else n_keep
-    x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
+    prob = _Problem(poly, W, c, t, device=resolve_device(device))
+    if n_keep is None:
+        all_dense = prob.n_dense == prob.m
+        n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
+    with blas_threads(threads):
+        x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
+    x, info["pulled"] = _pull_inside(poly, x, x_in)  # a no-op unless a slack is ~0
     return _finish(
         prob,
         x,
@@ -839,27 +866,12 @@ def max_log_prob_ipm(
     )
 
 
-def _factor(K: np.ndarray):
-    """Cholesky factor of K, adding a growing diagonal shift if K is numerically singular."""
-    try:
-        return sla.cho_factor(K, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    shift = 0.0
-    scale = float(np.max(np.abs(np.diag(K)))) or 1.0
-    for _ in range(12):
-        shift = max(10.0 * shift, 1e-14 * scale)
-        try:
-            return sla.cho_factor(K + shift * np.eye(len(K)), check_finite=False)
-        except np.linalg.LinAlgError:
-            pass
-    raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
-
-
-def _max_step(v: np.ndarray, dv: np.ndarray) -> float:
-    """Largest alpha with ``v + alpha dv >= 0`` (``v > 0``); inf if ``dv >= 0``."""
-    neg = dv < 0
-    return float(np.min(-v[neg] / dv[neg])) if np.any(neg) else np.inf
+def _factor(K):
+    """The kernel's regularised Cholesky factor of K; SolverError if it stays singular."""
+    F = cholesky(K, max_tries=13)
+    if F is None:
+        raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
+    return F
 
 
 def _initial_multipliers(prob: _Problem, s: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -885,15 +897,15 @@ def _direction(prob: _Problem, g, H, s, lam, n_keep, mu_floor=0.0):
     cf = _factor(prob.normal_matrix(H, lam / s, n_keep))
 
     def solve(r):
-        dx = sla.cho_solve(cf, -g + prob.GT(lam - r / s), check_finite=False)
+        dx = cf.solve(-g + prob.GT(lam - r / s))
         ds = prob.G(dx)
         return dx, ds, -(r + lam * ds) / s
 
     def steps(ds, dl):
-        return min(1.0, 0.99 * _max_step(s, ds)), min(1.0, 0.99 * _max_step(lam, dl))
+        return step_length(s, ds), step_length(lam, dl)
 
     dx, ds, dl = solve(s * lam)  # predictor (affine scaling)
-    a_p, a_d = min(1.0, _max_step(s, ds)), min(1.0, _max_step(lam, dl))
+    a_p, a_d = min(1.0, max_step(s, ds)), min(1.0, max_step(lam, dl))
     sigma = ((s + a_p * ds) @ (lam + a_d * dl) / n / mu) ** 3
     sigma = min(1.0, max(sigma, mu_floor / mu))
     r = s * lam + ds * dl - sigma * mu  # Mehrotra corrector
@@ -941,7 +953,7 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
             break
         mu_floor = _MU_FLOOR * gap / s.size
         (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, n_keep, mu_floor)
-        if n_keep < prob.m and min(a_p, a_d) < _SHORT_STEP:  # redo with the exact matrix
+        if n_keep < prob.n_dense and min(a_p, a_d) < _SHORT_STEP:  # redo with the exact matrix
             (dx, _, dl), a_p, a_d = _direction(prob, g, H, s, lam, prob.m, mu_floor)
             n_exact += 1
         x, s = _primal_step(prob, x, dx, a_p)
@@ -1039,7 +1051,7 @@ def max_log_prob(
     try:
         return max_log_prob_ipm(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
     except SolverError as exc:
-        FALLBACKS["max_log_prob"] += 1
+        record_fallback("max_log_prob")
         try:
             res = max_log_prob_cvxpy(poly, W, c, t, x_star=x_star, x_in=x_in, active_tol=active_tol)
         except SolverError as exc2:
@@ -1218,12 +1230,13 @@ def class_region_exists(
     except SolverError:
         if method != "auto":
             raise
+        record_fallback("margin_lp")
         res = _solve_lp(obj, G, h, bounds, "highs-ipm", poly, t)
     x = res.x[: poly.dim]
-    if _min_slack(poly, x) < 0:
+    if not _inside_enough(poly, x):
         x, _ = _pull_inside(poly, x, interior_point(poly, x_star))
     margin = _margin(W, c, t, x)
-    upper = -_lp_lower_bound(obj, G, h, bounds, -res.ineqlin.marginals)
+    upper = -lp_lower_bound(obj, G, h, bounds, res.lam)
     gap = upper - margin
     decided = sign_only and (margin > tol or upper <= -tol)
     if not decided and (not np.isfinite(gap) or gap > gap_tol * (1.0 + abs(margin))):
@@ -1234,7 +1247,7 @@ def class_region_exists(
     status = "exists" if margin > tol else ("absent" if upper <= -tol else "tie")
     return ClassRegionResult(
         t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0,
-        by="lp-sign" if getattr(res, "stopped", False) else "lp",
+        by="lp-sign" if res.status == "stopped" else "lp",
     )
 
 
@@ -1243,7 +1256,7 @@ def _sign_stop(obj, G, h, bounds, poly, W, c, t, tol):
     n_g, d = G.shape[0], poly.dim
 
     def stop(y: np.ndarray, lam: np.ndarray) -> bool:
-        if -_lp_lower_bound(obj, G, h, bounds, lam[:n_g]) <= -tol:
+        if -lp_lower_bound(obj, G, h, bounds, lam[:n_g]) <= -tol:
             return True  # certified absent
         x = y[:d]
         return _min_slack(poly, x) >= 0 and _margin(W, c, t, x) > tol  # certified witness
@@ -1261,7 +1274,7 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     """``min -s`` s.t. ``G (x, s) <= h`` in linprog form, with finite bounds on every variable.
 
     ``s`` is bounded by ``|s| <= S``, ``S`` the largest ``|z_t - z_j|`` over the box, which
-    never binds but makes the dual bound of :func:`_lp_lower_bound` finite.
+    never binds but makes the weak-duality bound (:func:`lp_lower_bound`) finite.
     """
     from scipy import sparse
 
@@ -1286,52 +1299,15 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     return obj, G, h, bounds
 
 
-def _solve_lp(obj, G, h, bounds, method, poly, t, stop=None):
-    if method == "ipm":
-        return _solve_lp_ipm(obj, G, h, bounds, poly, t, stop)
-    from scipy.optimize import linprog
+def _solve_lp(obj, G, h, bounds, method, poly, t, stop=None) -> LPSolution:
+    """The margin LP with one back-end of the LP front; SolverError unless solved (or stopped).
 
-    res = linprog(obj, A_ub=G, b_ub=h, bounds=bounds, method=method)
-    if res.status != 0:
-        raise SolverError(
-            f"margin LP for class {t} with scipy {method}: status {res.status} ({res.message}) "
-            f"on {poly.n_rows} rows x {poly.dim} dims."
-        )
-    return res
-
-
-def _solve_lp_ipm(obj, G, h, bounds, poly, t, stop=None):
-    """The margin LP with :func:`lrtools.solvers.ipm.lp_ipm`, in ``linprog``'s result shape.
-
-    The variable bounds become inequality rows; only the multipliers of ``G`` are returned
-    (as ``linprog``'s non-positive ``marginals``): the caller's weak-duality bound accounts for
-    the bounds itself, so the certificate does not depend on this solver.
+    The certificate is the caller's weak-duality bound on ``res.lam``, whatever the solver.
     """
-    from types import SimpleNamespace
-
-    from scipy import sparse
-
-    from .ipm import lp_ipm
-
-    n = G.shape[1]
-    eye = sparse.identity(n, format="csr")
-    G_full = sparse.vstack([G, eye, -eye], format="csr")
-    h_full = np.concatenate([h, bounds[:, 1], -bounds[:, 0]])
-    res = lp_ipm(obj, G_full, h_full, stop=stop)
+    res = solve_lp(obj, G, h, bounds, method=method, stop=stop)
     if not (res.success or res.status == "stopped"):
         raise SolverError(
-            f"margin LP for class {t} with lp_ipm: status {res.status} on {poly.n_rows} rows x "
-            f"{poly.dim} dims."
+            f"margin LP for class {t} with {method}: status {res.status} ({res.raw_status}) on "
+            f"{poly.n_rows} rows x {poly.dim} dims."
         )
-    return SimpleNamespace(x=res.y, ineqlin=SimpleNamespace(marginals=-res.lam[: G.shape[0]]),
-                           stopped=res.status == "stopped")
-
-
-def _lp_lower_bound(obj, G, h, bounds, y) -> float:
-    r"""Weak-duality bound :math:`-y^T h + \sum_k \min(r_k l_k, r_k u_k)`, ``r = obj + G^T y``.
-
-    Valid for ``min obj^T v`` s.t. ``G v <= h``, ``l <= v <= u`` and any ``y >= 0``.
-    """
-    y = np.maximum(y, 0.0)
-    r = obj + G.T @ y
-    return float(-y @ h + np.sum(np.minimum(r * bounds[:, 0], r * bounds[:, 1])))
+    return res

@@ -75,11 +75,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
-from scipy.linalg import LinAlgError, blas, cho_factor, cho_solve
+from scipy.linalg import blas
 
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from ._kernel import cholesky, weighted_gram
+from ._lp import record_fallback, solve_lp
 
 __all__ = [
     "KINDS",
@@ -195,11 +197,6 @@ def _normalise(poly: Polytope) -> _Rows:
     norms = np.linalg.norm(A, axis=1)
     scale = np.where(norms > 0, norms, 1.0)
     return _Rows(A / scale[:, None], poly.b / scale, norms, poly.lo, poly.hi)
-
-
-def _gram(W: np.ndarray) -> np.ndarray:
-    """Upper triangle of ``W^T W`` (BLAS ``syrk``; the lower triangle is not referenced)."""
-    return blas.dsyrk(1.0, W.T, trans=0, lower=0)
 
 
 def _box_min(r: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -329,66 +326,28 @@ class _LPAnswer:
     mu: float = 0.0
 
 
-def _lp_scipy(rows: _Rows, k: int, idx: np.ndarray, method: str) -> _LPAnswer:
-    from scipy.optimize import linprog
-
-    a, beta = rows.A[k], rows.b[k]
-    A_ub = np.vstack([-rows.A[idx], -a[None, :]])
-    b_ub = np.concatenate([rows.b[idx], [beta + 1.0]])
-    opts = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-    if method == "highs-ipm":
-        opts["ipm_optimality_tolerance"] = 1e-10
-    res = linprog(a, A_ub=A_ub, b_ub=b_ub, bounds=np.column_stack([rows.lo, rows.hi]),
-                  method=method, options=opts)
-    if res.status != 0 or res.x is None:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"scipy {method}: {res.message}", False)
-    duals = -np.asarray(res.ineqlin.marginals)
-    return _LPAnswer(res.x, duals[: idx.size], float(res.fun + beta), "optimal", True,
-                     max(float(duals[idx.size]), 0.0))
-
-
-def _lp_clarabel(rows: _Rows, k: int, idx: np.ndarray) -> _LPAnswer:
-    import cvxpy as cp
-
-    a, beta = rows.A[k], rows.b[k]
-    x = cp.Variable(rows.A.shape[1])
-    other = rows.A[idx] @ x + rows.b[idx] >= 0
-    cap = a @ x + beta + 1 >= 0
-    cons = [other, cap, x >= rows.lo, x <= rows.hi]
-    prob = cp.Problem(cp.Minimize(a @ x + beta), cons)
-    try:
-        prob.solve(solver="CLARABEL")
-    except cp.error.SolverError as exc:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"clarabel: {exc}", False)
-    if prob.status != cp.OPTIMAL or x.value is None:
-        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"clarabel: {prob.status}", False)
-    lam = np.asarray(other.dual_value, dtype=np.float64).reshape(-1)
-    mu = max(float(np.asarray(cap.dual_value).reshape(-1)[0]), 0.0)
-    return _LPAnswer(np.asarray(x.value), lam, float(prob.value), "optimal", True, mu)
-
-
-def _lp_ipm(rows: _Rows, k: int, idx: np.ndarray) -> _LPAnswer:
-    from .ipm import lp_ipm
-
-    a, beta = rows.A[k], rows.b[k]
-    d = rows.A.shape[1]
-    eye = sparse.identity(d, format="csr")
-    G = sparse.vstack(
-        [sparse.csr_matrix(-rows.A[idx]), sparse.csr_matrix(-a[None, :]), eye, -eye], format="csr"
-    )
-    h = np.concatenate([rows.b[idx], [beta + 1.0], rows.hi, -rows.lo])
-    res = lp_ipm(a, G, h, tol=1e-10, gap_atol=1e-10)
-    return _LPAnswer(res.y, res.lam[: idx.size], float(res.primal_objective + beta), res.status,
-                     res.success, float(res.lam[idx.size]))
+_LP_OPTIONS = {
+    "ipm": {"tol": 1e-10, "gap_atol": 1e-10},
+    "highs-ipm": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10,
+                  "ipm_optimality_tolerance": 1e-10},
+    "highs": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    "highs-ds": {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    "clarabel": {},
+}
 
 
 def _solve_lp(rows: _Rows, k: int, idx: np.ndarray, method: str) -> _LPAnswer:
-    """The LP of eq. (18) for row ``k`` with constraint rows ``idx`` (normalised)."""
-    if method == "ipm":
-        return _lp_ipm(rows, k, idx)
-    if method == "clarabel":
-        return _lp_clarabel(rows, k, idx)
-    return _lp_scipy(rows, k, idx, method)
+    """The LP of eq. (18) for row ``k`` with constraint rows ``idx`` (normalised), by the LP
+    front: ``min w_k^T x`` s.t. ``-A_idx x <= b_idx``, ``-w_k^T x <= b_k + 1``, the box."""
+    a, beta = rows.A[k], rows.b[k]
+    G = np.vstack([-rows.A[idx], -a[None, :]])
+    h = np.concatenate([rows.b[idx], [beta + 1.0]])
+    sol = solve_lp(a, G, h, np.column_stack([rows.lo, rows.hi]), method=method,
+                   options=_LP_OPTIONS[method])
+    if sol.x is None:
+        return _LPAnswer(None, np.zeros(idx.size), np.nan, f"{method}: {sol.status}", False)
+    return _LPAnswer(sol.x, sol.lam[: idx.size], float(sol.value + beta), sol.status,
+                     sol.success, max(float(sol.lam[idx.size]), 0.0))
 
 
 def _primal_violation(rows: _Rows, idx: np.ndarray, x: np.ndarray) -> float:
@@ -700,9 +659,15 @@ def _shoot(rec, scene, x, D_of, targets, tol, chunk):
 def _dikin_factor(scene: _RayScene, x: np.ndarray):
     """Cholesky factor of the log-barrier Hessian at ``x`` (hit rows and box)."""
     rows = scene.rows
-    H = _gram(rows.A[scene.hit] / rows.slack(scene.hit, x)[:, None])
+    w = np.zeros(rows.m)
+    w[scene.hit] = rows.slack(scene.hit, x) ** -2.0
+    H = weighted_gram(rows.A, w, keep=scene.hit)
     H[np.diag_indices_from(H)] += 1.0 / (x - rows.lo) ** 2 + 1.0 / (rows.hi - x) ** 2
-    return cho_factor(H, lower=False)
+    F = cholesky(H)
+    if F is None:
+        raise SolverError(f"the barrier Hessian at the centre is singular ({rows.m} rows x "
+                          f"{rows.A.shape[1]} dims); pass another center.")
+    return F
 
 
 def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
@@ -715,7 +680,7 @@ def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
     """
     rows = scene.rows
     n, d = tg.size, x.size
-    D = -cho_solve(F, rows.A[tg].T).T
+    D = -F.solve(rows.A[tg].T).T
     X = np.repeat(x[None, :], n, axis=0)
     S = np.repeat(rows.slack(scene.hit, x)[:, None], n, axis=1)
     Q = np.zeros((n, steps, d))
@@ -788,7 +753,7 @@ def _ray_phase(rec, scene, center, tol, walk_steps, chunk) -> dict:
     out["n_ray_normal"] = _shoot(rec, scene, center, lambda tg: -rows.A[tg], undecided(), tol,
                                  4 * chunk)
     F = _dikin_factor(scene, center)
-    out["n_ray_dikin"] = _shoot(rec, scene, center, lambda tg: -cho_solve(F, rows.A[tg].T).T,
+    out["n_ray_dikin"] = _shoot(rec, scene, center, lambda tg: -F.solve(rows.A[tg].T).T,
                                 undecided(), tol, 4 * chunk)
     before = int(rec.decided.sum())
     if walk_steps > 0:
@@ -820,16 +785,21 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     rows = rec.rows
     a, beta = rows.A[k], rows.b[k]
     Ai, bi = rows.A[idx], rows.b[idx]
+    d = rows.A.shape[1]
+    H_buf, F_buf = np.empty((d, d), order="F"), np.empty((d, d), order="F")
+    B_buf = np.empty((min(n_near, idx.size), d))
     for _ in range(iters):
         s = Ai @ x + bi
         sl, su, sc = x - rows.lo, rows.hi - x, a @ x + beta + 1.0
         near = np.argpartition(s, n_near)[:n_near] if n_near < s.size else slice(None)
-        H = _gram(np.vstack([Ai[near] / s[near, None], a / sc]))
+        keep = None if isinstance(near, slice) else near
+        H = weighted_gram(Ai, s**-2.0, keep=keep, out=H_buf, buf=B_buf)
+        H = blas.dsyr(sc**-2.0, a, a=H, lower=0, overwrite_a=1)  # the cap row
         H[np.diag_indices_from(H)] += 1.0 / sl**2 + 1.0 / su**2
-        try:
-            u = cho_solve(cho_factor(H, lower=False), a)
-        except LinAlgError:
+        F = cholesky(H, work=F_buf, max_tries=1)
+        if F is None:
             return False, x
+        u = F.solve(a)
         lam = np.zeros(s.size)
         lam[near] = np.maximum((Ai[near] @ u) / s[near] ** 2, 0.0)
         bound = _dual_bound(rows, k, idx, lam)
@@ -905,6 +875,7 @@ def _lp_phase(rec, center, tol, affine_iters, reduced_rows, on_unverified) -> di
         if _decide(rec, k, idx, ans, tol, center, gap_tol=1e-6):
             continue
         n_fallback += 1
+        record_fallback("redundancy_lp")
         ans = _solve_lp(rec.rows, k, idx, "highs-ipm")
         n_lp += 1
         if not _decide(rec, k, idx, ans, tol, center, gap_tol=1e-6):

@@ -1,0 +1,135 @@
+"""Projected cost of the paper profile (params/paper.yaml) from per-point costs measured now.
+
+For each chapter it runs the library's own per-point measurement on a few points of a
+paper-size model (the 784-1024x3-10 MLP trained briefly on the real t10k digits in
+../shared, and the Table 3 CNN with seeded weights on CIFAR-shaped inputs), records the CPU
+seconds of this process per point (``time.process_time``: robust to other jobs on the machine)
+and prints
+
+    hours = CPU-s per point x n_points (params/paper.yaml) x models / 3600 / workers
+
+on 2 cores (2 workers, one thread each) and on N workers. MNIST chapters have 6 models (3
+variants x 2 learning rates), CIFAR chapters 3. Per-point work follows the chapters: Fig. 3 is
+``region_inradii`` (manifold, decision and adversarial inspheres, walks, PGD); Table 2 is
+``class_regions_point`` (eq. 6 for 10 classes plus the margin LPs); Fig. 4/10 is
+``region_angles`` (plus, once per model, ``nonredundant_region``: redundancy removal of one
+region); the surrounding chapters are ``surrounding_point``; Fig. 9 (CIFAR
+inspheres) and Table 4 (CIFAR decision) are measured like their MNIST counterparts, with
+``--cnn-classes`` classes of eq. 6 per CNN point scaled to 10 (printed). The claims chapters
+reuse the cached measurements of these chapters and are not counted. Model training is not
+counted.
+
+Usage::
+
+    python benchmarks/paper_cost.py [--points 2] [--workers 16] [--cnn-classes 1] [--skip-cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import paper_regions  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from lrtools.analyses.angles import region_angles  # noqa: E402
+from lrtools.analyses.boundary import region_inradii  # noqa: E402
+from lrtools.analyses.class_regions import class_regions_point  # noqa: E402
+from lrtools.analyses.nonredundant import nonredundant_region  # noqa: E402
+from lrtools.analyses.surrounding import surrounding_point  # noqa: E402
+from lrtools.regions import linear_region  # noqa: E402
+from lrtools.solvers.maxprob import max_log_prob_all  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"mnist": 6, "cifar": 3}
+
+
+def _cpu(fn, *args, **kwargs) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of ``fn(*args, **kwargs)``."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    fn(*args, **kwargs)
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def _per_point(fn, points) -> tuple[float, float]:
+    cpu, wall = zip(*(_cpu(fn, x) for x in points), strict=True)
+    return float(np.median(cpu)), float(np.median(wall))
+
+
+def measure_mnist(n: int) -> dict[str, tuple[float, float]]:
+    net = paper_regions.mnist_mlp("vanilla", trained=True)
+    X = paper_regions.mnist_points(n)
+    y = np.argmax(net(torch.tensor(X, dtype=torch.float32)).detach().numpy(), axis=1)
+    out = {}
+    t = _cpu(region_inradii, net, X, y, n_jobs=1, progress=False)
+    out["mnist_inspheres"] = (t[0] / n, t[1] / n)
+    out["mnist_decision"] = _per_point(lambda x: class_regions_point(net, x), X)
+    out["mnist_angles"] = _per_point(lambda x: region_angles(net, x), X)
+    out["mnist_surrounding"] = _per_point(lambda x: surrounding_point(net, x), X)
+    out["mnist_angles_nonredundant"] = _per_point(lambda x: nonredundant_region(x, net), X[:1])
+    return out
+
+
+def measure_cifar(n: int, classes: int) -> dict[str, tuple[float, float]]:
+    net = paper_regions.cifar_cnn("vanilla")
+    X = paper_regions.cifar_points(n)
+    y = np.argmax(net(torch.tensor(X, dtype=torch.float32)).detach().numpy(), axis=1)
+    out = {}
+    t = _cpu(region_inradii, net, X, y, n_jobs=1, progress=False)
+    out["cifar_inspheres"] = (t[0] / n, t[1] / n)
+
+    def decision(x):
+        r = linear_region(net, x)
+        max_log_prob_all(r.polytope, r.logit_W, r.logit_b, x_star=r.x_star,
+                         classes=range(classes), on_error="record")
+
+    cpu, wall = _per_point(decision, X[:1])
+    out["cifar_decision"] = (cpu * 10 / classes, wall * 10 / classes)
+    out["cifar_angles"] = _per_point(lambda x: region_angles(net, x), X[:1])
+    out["cifar_surrounding"] = _per_point(lambda x: surrounding_point(net, x), X[:1])
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--points", type=int, default=2, help="MNIST points per chapter")
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--cnn-classes", type=int, default=1)
+    p.add_argument("--skip-cnn", action="store_true")
+    args = p.parse_args()
+    profile = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())["notebooks"]
+    print(f"uptime: {os.popen('uptime').read().strip()}")
+    with threadpool_limits(limits=1, user_api="blas"):
+        costs = measure_mnist(args.points)
+        if not args.skip_cnn:
+            costs.update(measure_cifar(1, args.cnn_classes))
+    print(f"\n{'chapter':20s} {'CPU-s/pt':>9s} {'wall-s/pt':>9s} {'points':>7s} {'models':>6s} "
+          f"{'h on 2 cores':>12s} {'h on ' + str(args.workers):>9s}")
+    total2 = totalN = 0.0
+    for chapter, (cpu, wall) in costs.items():
+        # Fig. 4 without redundant rows: one point per model (the notebook's `point`)
+        n_points = 1 if chapter.endswith("nonredundant") else int(profile[chapter]["n_points"])
+        models = MODELS[chapter.split("_")[0]]
+        cpu_h = cpu * n_points * models / 3600
+        total2, totalN = total2 + cpu_h / 2, totalN + cpu_h / args.workers
+        print(f"{chapter:20s} {cpu:9.2f} {wall:9.2f} {n_points:7d} {models:6d} "
+              f"{cpu_h / 2:12.1f} {cpu_h / args.workers:9.1f}")
+    missing = [c for c in profile if c not in costs and "claims" not in c
+               and c not in ("toy_spirals",)]
+    print(f"{'total':20s} {'':9s} {'':9s} {'':7s} {'':6s} {total2:12.1f} {totalN:9.1f}")
+    if missing:
+        print(f"not measured: {', '.join(missing)}")
+    print("claims chapters reuse the measurements above; training and toy_spirals not counted.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,435 @@
+r"""The linear-algebra kernels shared by every interior-point method of :mod:`lrtools.solvers`.
+
+Every interior-point method here (the insphere LP of eq. 5, the margin LP, the redundancy LPs
+of eq. 18 and the barrier method of eq. 6) spends its time on one matrix, the barrier normal
+matrix
+
+.. math::
+
+    K = G^T \operatorname{diag}(d)\, G + \operatorname{diag}(e) + H,
+
+with :math:`d > 0` the barrier weights of the rows of ``G`` (:math:`\lambda / s` in a
+primal-dual method, :math:`1/s^2` for a Dikin ellipsoid), :math:`e` the weights of box rows
+and :math:`H` an optional dense term (the Hessian of eq. 6's objective). This module holds:
+
+* :class:`NormalMatrix`: ``G`` split once into a dense BLAS block (``syrk``), CSR rows (their
+  sparse product is added into the preallocated matrix in place) and *narrow* rows with one
+  non-zero outside a few border columns (box rows such as :math:`\pm e_j` or
+  :math:`(\pm e_j, 1)`, which add a diagonal and a border); ``K`` lives in one preallocated
+  Fortran buffer updated in place at every iteration. ``n_keep`` builds the *reduced* matrix
+  from only the heaviest dense rows (the others by their diagonal), for preconditioning or
+  inexact Newton steps;
+* :func:`cholesky`: one regularised Cholesky factorisation (growing diagonal shifts);
+* :func:`max_step` and :func:`step_length`: one step-length rule;
+* :func:`blas_threads`: the BLAS thread policy (``threadpoolctl``);
+* the same kernels on torch float64 tensors (``device="cpu"`` or ``"cuda"``, or the
+  ``LRTOOLS_DEVICE`` environment variable), used only as a linear-algebra device.
+
+Kernels are shared, algorithms are not: each method keeps its own iteration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import blas, lapack
+
+try:  # adds a CSR matrix into a dense buffer without allocating (scipy's own kernel)
+    from scipy.sparse._sparsetools import csr_todense as _csr_add_into
+except ImportError:  # pragma: no cover - other scipy layouts
+    _csr_add_into = None
+
+__all__ = [
+    "DEVICES",
+    "Factor",
+    "NormalMatrix",
+    "blas_threads",
+    "cholesky",
+    "max_step",
+    "resolve_device",
+    "step_length",
+    "weighted_gram",
+]
+
+#: Accepted values of ``device`` (``None``: numpy/LAPACK on the CPU).
+DEVICES = (None, "numpy", "cpu", "cuda")
+_MAX_REGULARIZATIONS = 9  # one plain try and eight growing shifts
+_STEP_TO_BOUNDARY = 0.99
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def blas_threads(threads: int | None):
+    """Context limiting BLAS threads to ``threads``: the one BLAS thread policy of the solvers.
+
+    ``None`` reads the ``LRTOOLS_BLAS_THREADS`` environment variable (the runner and the
+    workers set it; unset: leave the current setting). On cores shared with other jobs
+    ``threads=1`` avoids OpenBLAS oversubscription, which can make a Cholesky factorisation
+    10-60x slower.
+    """
+    if threads is None:
+        env = os.environ.get("LRTOOLS_BLAS_THREADS")
+        if not env:
+            return contextlib.nullcontext()
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ValueError(f"LRTOOLS_BLAS_THREADS must be a positive integer; got {env!r}. "
+                             "Unset it to keep the BLAS default.") from None
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}.")
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
+def resolve_device(device: str | None) -> str | None:
+    """``None`` for the numpy path, ``"cpu"``/``"cuda"`` for torch tensors on that device.
+
+    ``device=None`` reads the ``LRTOOLS_DEVICE`` environment variable (unset or ``"numpy"``
+    means numpy). ``"cuda"`` without a CUDA device raises ``ValueError``.
+    """
+    if device is None:
+        device = os.environ.get("LRTOOLS_DEVICE") or None
+    if device in (None, "numpy"):
+        return None
+    if device not in DEVICES:
+        raise ValueError(
+            f"device must be one of {DEVICES}; got {device!r}. Use 'cpu' or 'cuda' for torch "
+            "tensors, None or 'numpy' for numpy/LAPACK."
+        )
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' was requested but torch sees no CUDA device; "
+                             "use device=None (numpy) or 'cpu'.")
+    return device
+
+
+# --------------------------------------------------------------------------- step lengths
+
+
+def max_step(v: np.ndarray, dv: np.ndarray) -> float:
+    """Largest ``a`` with ``v + a dv >= 0`` for ``v > 0``; ``inf`` when ``dv >= 0``."""
+    neg = dv < 0
+    if not np.any(neg):
+        return np.inf
+    return float(np.min(v[neg] / -dv[neg]))
+
+
+def step_length(v: np.ndarray, dv: np.ndarray, fraction: float = _STEP_TO_BOUNDARY) -> float:
+    """The step rule of every method: ``fraction * min(1, max_step(v, dv))`` (never a full
+    step onto or beyond the boundary; at most ``fraction``)."""
+    return fraction * min(1.0, max_step(v, dv))
+
+
+# --------------------------------------------------------------------------- Cholesky
+
+
+class Factor:
+    """Upper Cholesky factor of a normal matrix (numpy or torch), with its solve."""
+
+    def __init__(self, U, regularization: float, torch_device: str | None = None) -> None:
+        self.U = U
+        self.regularization = regularization
+        self.torch_device = torch_device
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``K^{-1} rhs`` for ``rhs`` of shape (n,) or (n, k) (numpy in, numpy out)."""
+        if self.torch_device is None:
+            sol, info = lapack.dpotrs(self.U, rhs, lower=0)
+            if info != 0:  # pragma: no cover - only for malformed arguments
+                raise ValueError(f"dpotrs failed with info={info}.")
+            return sol
+        import torch
+
+        r = torch.as_tensor(np.asarray(rhs, dtype=np.float64), device=self.torch_device)
+        col = r.ndim == 1
+        sol = torch.cholesky_solve(r[:, None] if col else r, self.U, upper=True)
+        out = sol.cpu().numpy()
+        return out[:, 0] if col else out
+
+
+def cholesky(K, *, work: np.ndarray | None = None, max_tries: int = _MAX_REGULARIZATIONS,
+             info: dict | None = None) -> Factor | None:
+    r"""Regularised Cholesky factor of the upper triangle of ``K``, or None.
+
+    Tries :math:`K`, then :math:`K + \delta I` with :math:`\delta = 10^{-14}\max(1, \max_i
+    K_{ii})` growing 100x per try, ``max_tries`` tries in all. ``K`` is not modified: the
+    factorisation runs in ``work`` (a preallocated Fortran buffer of the same shape, filled by
+    copy) when given. ``info["regularizations"]`` counts the shifts used. A torch tensor ``K``
+    is factored with torch on its device.
+    """
+    if not isinstance(K, np.ndarray):
+        return _cholesky_torch(K, max_tries, info)
+    n = K.shape[0]
+    if work is None:
+        work = np.empty((n, n), order="F")
+    diag0 = K.diagonal().copy()
+    shift, scale = 0.0, 1e-14 * max(float(diag0.max(initial=0.0)), 1.0)
+    for attempt in range(max_tries):
+        np.copyto(work, K)
+        if shift:
+            work[np.diag_indices(n)] = diag0 + shift
+        U, code = lapack.dpotrf(work, lower=0, clean=0, overwrite_a=1)
+        if code == 0:
+            return Factor(U, shift)
+        if info is not None:
+            info["regularizations"] = info.get("regularizations", 0) + 1
+        shift = scale * 100.0**attempt
+    return None
+
+
+def _cholesky_torch(K, max_tries: int, info: dict | None) -> Factor | None:
+    import torch
+
+    Kt = torch.triu(K) + torch.triu(K, 1).T  # symmetric from the upper triangle
+    diag0 = torch.diagonal(Kt).clone()
+    scale = 1e-14 * max(float(diag0.max()), 1.0)
+    shift = 0.0
+    for attempt in range(max_tries):
+        if shift:
+            torch.diagonal(Kt).copy_(diag0 + shift)
+        U, code = torch.linalg.cholesky_ex(Kt, upper=True)
+        if int(code) == 0:
+            return Factor(U, shift, torch_device=str(K.device))
+        if info is not None:
+            info["regularizations"] = info.get("regularizations", 0) + 1
+        shift = scale * 100.0**attempt
+    return None
+
+
+# --------------------------------------------------------------------------- the normal matrix
+
+
+def weighted_gram(B: np.ndarray, w: np.ndarray, *, out: np.ndarray | None = None,
+                  keep: np.ndarray | None = None, buf: np.ndarray | None = None,
+                  beta: float = 0.0) -> np.ndarray:
+    r"""Upper triangle of :math:`B_K^T \operatorname{diag}(w_K) B_K + \beta C` by ``syrk``.
+
+    ``K`` is ``keep`` (row indices) or every row. ``out`` (:math:`C`, Fortran, ``n x n``) is
+    written in place; ``buf`` (C order, at least ``len(K) x n``) holds the scaled rows.
+    Only the upper triangle of the result is meaningful.
+    """
+    k = B.shape[0] if keep is None else keep.size
+    n = B.shape[1]
+    if out is None:
+        out = np.zeros((n, n), order="F")
+    if k == 0:
+        if beta == 0.0:
+            out.fill(0.0)
+        return out
+    if buf is None:
+        buf = np.empty((k, n))
+    Wk = buf[:k]
+    root = np.sqrt(w if keep is None else w[keep])
+    if keep is None:
+        np.multiply(B, root[:, None], out=Wk)
+    else:
+        np.take(B, keep, axis=0, out=Wk)
+        Wk *= root[:, None]
+    return blas.dsyrk(1.0, Wk.T, beta=beta, c=out, trans=0, lower=0, overwrite_c=1)
+
+
+class NormalMatrix:
+    r"""The barrier normal matrix :math:`G^T \operatorname{diag}(d) G + \operatorname{diag}(e) + H`.
+
+    ``G`` (dense or sparse, shape (m, n)) is split once: rows with more than
+    ``dense_row_fraction * n`` non-zeros form a dense block (BLAS ``syrk``); rows with a single
+    non-zero outside the *border* columns (columns present in more than half the sparse rows,
+    e.g. the radius column of eq. 5) are *narrow* rows (a diagonal plus a border, by
+    ``bincount``); the remaining sparse rows (convolution rows) stay CSR, with their transposed
+    pattern built once and the weighted data written into a preallocated array. ``update``
+    writes the matrix into one preallocated Fortran buffer.
+
+    Parameters
+    ----------
+    G : ndarray or scipy.sparse matrix of shape (m, n)
+    dense_row_fraction : float, default=0.05
+    device : {None, "numpy", "cpu", "cuda"}, default=None
+        ``None``/``"numpy"``: numpy and LAPACK; ``"cpu"``/``"cuda"``: the dense block lives on
+        that torch device and :meth:`update` returns a torch tensor (factor it with
+        :func:`cholesky`).
+    """
+
+    def __init__(self, G, *, dense_row_fraction: float = 0.05, device: str | None = None):
+        m, n = G.shape
+        self.shape = (m, n)
+        if sparse.issparse(G):
+            G = sparse.csr_matrix(G, dtype=np.float64)
+            G.sum_duplicates()
+            nnz = np.diff(G.indptr)
+        else:
+            G = np.asarray(G, dtype=np.float64)
+            nnz = np.count_nonzero(G, axis=1)
+        is_dense = nnz > dense_row_fraction * n
+        self.dense_idx = np.flatnonzero(is_dense)
+        rest = np.flatnonzero(~is_dense)
+        if sparse.issparse(G):
+            self.Gd = np.ascontiguousarray(G[self.dense_idx].toarray())
+            Gs = G[rest]
+        else:
+            self.Gd = np.ascontiguousarray(G[self.dense_idx])
+            Gs = sparse.csr_matrix(G[rest])
+        self._split_sparse(Gs, rest, n)
+        self._norms2 = None
+        self._gd2 = None
+        self._buf = np.empty_like(self.Gd)
+        self.M = np.zeros((n, n), order="F")
+        self.work = np.empty((n, n), order="F")
+        self.device = resolve_device(device)
+        if self.device is not None:
+            import torch
+
+            self._Gd_t = torch.as_tensor(self.Gd, device=self.device)
+
+    # ---- construction
+    def _split_sparse(self, Gs: sparse.csr_matrix, rest: np.ndarray, n: int) -> None:
+        """Narrow rows (one column outside the border) and general CSR rows."""
+        Gs = Gs.tocsr()
+        col_count = np.bincount(Gs.indices, minlength=n)
+        border = np.flatnonzero(col_count > max(0.5 * Gs.shape[0], 1)) if Gs.shape[0] else []
+        self.border = np.asarray(border, dtype=np.intp)
+        is_border = np.zeros(n, dtype=bool)
+        is_border[self.border] = True
+        inner = ~is_border[Gs.indices]
+        row_of = np.repeat(np.arange(Gs.shape[0]), np.diff(Gs.indptr))
+        inner_per_row = np.bincount(row_of[inner], minlength=Gs.shape[0])
+        narrow = inner_per_row <= 1
+        self.narrow_idx = rest[narrow]
+        self.sparse_idx = rest[~narrow]
+        Gn = Gs[np.flatnonzero(narrow)]
+        rown = np.repeat(np.arange(Gn.shape[0]), np.diff(Gn.indptr))
+        inn = ~is_border[Gn.indices]
+        self._n_col = np.full(Gn.shape[0], -1, dtype=np.intp)  # main column (-1: border only)
+        self._n_val = np.zeros(Gn.shape[0])
+        self._n_col[rown[inn]] = Gn.indices[inn]
+        self._n_val[rown[inn]] = Gn.data[inn]
+        pos = {c: i for i, c in enumerate(self.border)}
+        self._n_border = np.zeros((Gn.shape[0], self.border.size))  # border values per row
+        bmask = ~inn
+        if bmask.any():
+            self._n_border[rown[bmask], [pos[c] for c in Gn.indices[bmask]]] = Gn.data[bmask]
+        self._Gn = Gn
+        self.Gs = Gs[np.flatnonzero(~narrow)]
+        self.GsT = self.Gs.T.tocsr()
+        self.GsT.sort_indices()
+        self._GsT_w = self.GsT.copy()  # same pattern; data rewritten with d at every update
+        self._wbuf = np.empty(self.GsT.nnz)
+
+    # ---- products with G
+    def matvec(self, y: np.ndarray) -> np.ndarray:
+        """``G @ y`` in the original row order."""
+        out = np.empty(self.shape[0])
+        out[self.dense_idx] = self.Gd @ y
+        out[self.sparse_idx] = self.Gs @ y
+        out[self.narrow_idx] = self._Gn @ y
+        return out
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``G.T @ v``."""
+        return (self.Gd.T @ v[self.dense_idx] + self.GsT @ v[self.sparse_idx]
+                + self._Gn.T @ v[self.narrow_idx])
+
+    def row_norms2(self) -> np.ndarray:
+        """Squared norms of the dense rows (cached)."""
+        if self._norms2 is None:
+            self._norms2 = np.einsum("ij,ij->i", self.Gd, self.Gd)
+        return self._norms2
+
+    # ---- the kernel
+    def heaviest(self, d: np.ndarray, n_keep: int) -> np.ndarray | None:
+        """Indices (into the dense block) of the ``n_keep`` dense rows of largest weight
+        ``d_i ||g_i||^2``, or None when every dense row is kept."""
+        nd = self.dense_idx.size
+        if n_keep >= nd:
+            return None
+        wt = d[self.dense_idx] * self.row_norms2()
+        return np.sort(np.argpartition(wt, nd - n_keep)[nd - n_keep :])
+
+    def update(self, d: np.ndarray, *, diag: np.ndarray | None = None, extra=None,
+               keep: np.ndarray | None = None):
+        r"""Write :math:`G^T D G + \operatorname{diag}(\text{diag}) + \text{extra}` in place.
+
+        Parameters
+        ----------
+        d : ndarray of shape (m,)
+            Row weights (non-negative).
+        diag : ndarray of shape (n,), optional
+            Extra diagonal (box rows handled by the caller).
+        extra : ndarray of shape (n, n), optional
+            Extra symmetric term added to the upper triangle (e.g. eq. 6's Hessian).
+        keep : ndarray of int, optional
+            Dense rows (indices into the dense block, from :meth:`heaviest`) entering exactly;
+            the other dense rows add only their diagonal :math:`\sum_i d_i g_{ij}^2`.
+
+        Returns
+        -------
+        ndarray (Fortran, upper triangle valid) or torch tensor
+            The preallocated buffer :attr:`M` (a torch tensor on the torch path).
+        """
+        dd = d[self.dense_idx]
+        if self.device is not None:
+            return self._update_torch(d, dd, diag, extra, keep)
+        M = self.M
+        weighted_gram(self.Gd, dd, out=M, keep=keep, buf=self._buf)
+        self._add_rest(M, d, dd, diag, extra, keep)
+        return M
+
+    def _add_rest(self, M, d, dd, diag, extra, keep) -> None:
+        """Sparse, narrow, dropped-dense, diagonal and extra terms, added into ``M``."""
+        n = self.shape[1]
+        if self.sparse_idx.size:
+            ds = d[self.sparse_idx]
+            np.take(ds, self.GsT.indices, out=self._wbuf)
+            np.multiply(self.GsT.data, self._wbuf, out=self._GsT_w.data)
+            P = self._GsT_w @ self.Gs  # sparse n x n; added into M without a dense temporary
+            if _csr_add_into is not None:
+                P = P.tocsr()
+                _csr_add_into(n, n, P.indptr, P.indices, P.data, M.T)
+            else:  # pragma: no cover
+                M += P.toarray()
+        diagonal = np.zeros(n) if diag is None else np.array(diag, dtype=np.float64)
+        if self.narrow_idx.size:
+            dn = d[self.narrow_idx]
+            main = self._n_col >= 0
+            diagonal += np.bincount(self._n_col[main], weights=dn[main] * self._n_val[main] ** 2,
+                                    minlength=n)
+            if self.border.size:
+                Bw = self._n_border * dn[:, None]
+                cross = np.zeros((n, self.border.size))
+                np.add.at(cross, self._n_col[main], Bw[main] * self._n_val[main, None])
+                B = self.border
+                M[:, B] += cross  # (j, b) and (b, j): main columns are never border columns
+                M[B, :] += cross.T
+                M[np.ix_(B, B)] += self._n_border.T @ Bw
+        if keep is not None:  # dropped dense rows: their diagonal only
+            dropped = dd.copy()
+            dropped[keep] = 0.0
+            diagonal += self._squares().T @ dropped
+        M[np.diag_indices(n)] += diagonal
+        if extra is not None:
+            M += extra
+
+    def _squares(self) -> np.ndarray:
+        if self._gd2 is None:
+            self._gd2 = self.Gd**2
+        return self._gd2
+
+    def _update_torch(self, d, dd, diag, extra, keep):
+        import torch
+
+        Gd = self._Gd_t if keep is None else self._Gd_t[torch.as_tensor(keep, device=self.device)]
+        w = dd if keep is None else dd[keep]
+        W = Gd * torch.as_tensor(np.sqrt(w), device=self.device)[:, None]
+        Mt = W.T @ W
+        M = self.M
+        M.fill(0.0)
+        self._add_rest(M, d, dd, diag, extra, keep)
+        Mt += torch.as_tensor(M, device=self.device)  # symmetric: every term added both ways
+        return Mt

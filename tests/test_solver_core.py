@@ -1,0 +1,112 @@
+"""The shared solver core against cvxpy + Clarabel: reduced Newton matrices, the torch device,
+strictly interior eq. 6 answers (the activation pattern at x^t is the region's)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrtools.models import build_mlp
+from lrtools.polytope import Polytope
+from lrtools.regions import activation_patterns, linear_region
+from lrtools.solvers import maxprob as mp
+from lrtools.solvers.insphere import insphere_cvxpy, insphere_ipm
+from lrtools.solvers.ipm import lp_ipm
+from lrtools.solvers.maxprob import max_log_prob_cvxpy, max_log_prob_ipm
+
+from .conftest import with_biases
+
+
+def _pattern_at(model, region, x) -> np.ndarray:
+    return activation_patterns(model, x.reshape(1, *region.input_shape))[0]
+
+
+@pytest.fixture
+def wide_region():
+    """A region with many more rows than dimensions (reduction applies): 10 inputs, 3x40 units."""
+    net = with_biases(build_mlp(10, [40, 40, 40], 5, seed=4), seed=4)
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, 10)
+    return net, linear_region(net, x)
+
+
+def test_reduced_newton_insphere_equals_clarabel(wide_region):
+    _, region = wide_region
+    poly = region.polytope
+    ref = insphere_cvxpy(poly)
+    exact = insphere_ipm(poly, n_keep=None)
+    reduced = insphere_ipm(poly, n_keep=15)  # 15 of 120 hyperplane rows
+    for res in (exact, reduced):
+        np.testing.assert_allclose(res.radius, ref.radius, rtol=1e-6)
+        assert abs(res.info["certified_gap"]) <= 1e-8 * res.radius + 1e-12
+    np.testing.assert_allclose(reduced.radius, exact.radius, rtol=1e-8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lp_ipm_reduced_matches_exact_on_random_lps(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 12, 200
+    G = rng.standard_normal((m, n))
+    h = G @ rng.uniform(-0.3, 0.3, n) + rng.uniform(0.05, 1.0, m)
+    c = rng.standard_normal(n)
+    exact = lp_ipm(c, G, h)
+    reduced = lp_ipm(c, G, h, n_keep=20)
+    assert exact.success and reduced.success
+    np.testing.assert_allclose(reduced.primal_objective, exact.primal_objective, rtol=1e-7,
+                               atol=1e-9)
+
+
+def test_torch_cpu_device_matches_numpy_on_mlp_and_cnn(small_mlp, small_cnn):
+    for net, shape in ((small_mlp, (12,)), (small_cnn, (1, 9, 9))):
+        x = np.random.default_rng(7).uniform(-0.7, 0.7, shape)
+        region = linear_region(net, x)
+        poly, W, c = region.polytope, region.logit_W, region.logit_b
+        a = insphere_ipm(poly)
+        b = insphere_ipm(poly, device="cpu")
+        np.testing.assert_allclose(b.radius, a.radius, rtol=1e-9)
+        assert abs(b.info["certified_gap"]) <= 1e-8 * b.radius + 1e-12
+        for t in range(W.shape[0]):
+            fn = max_log_prob_ipm(poly, W, c, t, x_star=region.x_star)
+            ft = max_log_prob_ipm(poly, W, c, t, x_star=region.x_star, device="cpu")
+            assert abs(fn.log_prob - ft.log_prob) <= fn.gap + ft.gap + 1e-12
+            assert ft.min_slack >= 0
+
+
+def test_eq6_answers_are_strictly_interior(small_mlp):
+    x = np.random.default_rng(9).uniform(-0.7, 0.7, 12)
+    region = linear_region(small_mlp, x)
+    poly, W, c = region.polytope, region.logit_W, region.logit_b
+    for t in range(W.shape[0]):
+        for res in (max_log_prob_cvxpy(poly, W, c, t, x_star=region.x_star),
+                    max_log_prob_ipm(poly, W, c, t, x_star=region.x_star)):
+            assert np.all(poly.slack(res.x) > 0), res.method
+            assert np.array_equal(_pattern_at(small_mlp, region, res.x), region.pattern)
+
+
+def test_pull_inside_leaves_a_zero_slack_hyperplane():
+    # region {x in [0,1]^2 : x_0 - 0.5 >= 0}; a point exactly on the hyperplane
+    poly = Polytope(np.array([[1.0, 0.0]]), np.array([-0.5]), np.zeros(2), np.ones(2))
+    on_plane = np.array([0.5, 1.0])  # also on a box face, which is allowed
+    x_in = np.array([0.75, 0.5])
+    x, theta = mp._pull_inside(poly, on_plane, x_in)
+    assert poly.slack(x)[0] > 0 and 0 < theta < 1e-9
+    assert np.all(x >= poly.lo) and np.all(x <= poly.hi)
+    slightly_out = np.array([0.5 - 1e-17, 0.3])
+    x2, _ = mp._pull_inside(poly, slightly_out, x_in)
+    assert poly.slack(x2)[0] >= mp._row_margins(poly, x2)[0] > 0
+    same, theta0 = mp._pull_inside(poly, x_in, np.array([0.8, 0.5]))
+    assert theta0 == 0.0 and np.array_equal(same, x_in)
+
+
+def test_clarabel_answer_on_the_boundary_is_pulled_inside():
+    # a solver that returns a point with a hyperplane slack of exactly 0 (as Clarabel can):
+    # the reference path must move it strictly inside before it is certified
+    A = np.array([[1.0, 1.0], [-1.0, 0.5]])
+    b = np.array([0.0, 1.0])
+    poly = Polytope(A, b, -np.ones(2), np.ones(2))
+    W = np.array([[-1.0, -1.0], [1.0, 0.0], [0.0, 1.0]])
+    c = np.zeros(3)
+    res = max_log_prob_cvxpy(poly, W, c, 0, x_in=np.array([0.5, 0.2]))
+    # class 0 wants x_0 + x_1 as small as possible: the optimum lies on row 0 (x_0 + x_1 = 0)
+    assert 0 < poly.slack(res.x)[0] < 1e-6
+    assert poly.slack(res.x)[0] >= mp._row_margins(poly, res.x)[0]
+    assert np.isfinite(res.log_prob) and res.gap <= 1e-3 * (1 + abs(res.log_prob))

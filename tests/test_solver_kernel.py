@@ -1,0 +1,141 @@
+"""The shared interior-point kernels (lrtools/solvers/_kernel.py) against dense references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+
+from lrtools.solvers._kernel import (
+    NormalMatrix,
+    cholesky,
+    max_step,
+    resolve_device,
+    step_length,
+    weighted_gram,
+)
+
+
+def _mixed_rows(seed: int, n: int = 120):
+    """Dense rows, sparse 'conv' rows, box rows (+-e_j, 1) with a border column, one border row."""
+    rng = np.random.default_rng(seed)
+    dense = np.hstack([rng.standard_normal((60, n)), np.ones((60, 1))])
+    conv = sparse.random(90, n, density=0.02, random_state=seed).toarray()
+    conv = np.hstack([conv, np.zeros((90, 1))])
+    eye = np.eye(n)
+    box = np.vstack([np.hstack([-eye, np.full((n, 1), 0.5)]), np.hstack([eye, np.ones((n, 1))])])
+    border_only = np.zeros((1, n + 1))
+    border_only[0, -1] = 2.0
+    return np.vstack([dense, conv, box, border_only])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_normal_matrix_matches_dense_formula(seed, as_sparse):
+    G = _mixed_rows(seed)
+    rng = np.random.default_rng(seed + 10)
+    d = rng.uniform(0.01, 3.0, G.shape[0])
+    diag = rng.uniform(0, 1, G.shape[1])
+    H = rng.standard_normal((G.shape[1], 4))
+    H = H @ H.T
+    N = NormalMatrix(sparse.csr_matrix(G) if as_sparse else G)
+    assert N.dense_idx.size >= 60 and N.sparse_idx.size > 0 and N.narrow_idx.size > 0
+    assert N.border.tolist() == [G.shape[1] - 1]
+    ref = G.T @ (d[:, None] * G) + np.diag(diag) + H
+    for _ in range(2):  # the buffer is reused: a second update must not accumulate
+        M = N.update(d, diag=diag, extra=H)
+        np.testing.assert_allclose(np.triu(M), np.triu(ref), rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(N.matvec(d[: G.shape[1]]), G @ d[: G.shape[1]], atol=1e-12)
+    np.testing.assert_allclose(N.rmatvec(d), G.T @ d, atol=1e-11)
+
+
+def test_reduced_matrix_keeps_heaviest_rows_and_diagonal_of_the_rest():
+    G = _mixed_rows(3)
+    d = np.random.default_rng(3).uniform(0.01, 3.0, G.shape[0])
+    N = NormalMatrix(G)
+    keep = N.heaviest(d, 20)
+    rows = N.dense_idx
+    weight = d[rows] * np.sum(G[rows] ** 2, axis=1)
+    assert set(rows[keep]) == set(rows[np.argsort(weight)[-20:]])
+    kept, dropped = rows[keep], np.setdiff1d(rows, rows[keep])
+    rest = np.setdiff1d(np.arange(G.shape[0]), rows)
+    ref = (G[kept].T @ (d[kept, None] * G[kept]) + G[rest].T @ (d[rest, None] * G[rest])
+           + np.diag(np.sum(d[dropped, None] * G[dropped] ** 2, axis=0)))
+    np.testing.assert_allclose(np.triu(N.update(d, keep=keep)), np.triu(ref), atol=1e-11)
+    assert N.heaviest(d, 10**6) is None
+
+
+def test_torch_cpu_path_matches_numpy():
+    G = _mixed_rows(4)
+    d = np.random.default_rng(4).uniform(0.01, 3.0, G.shape[0])
+    Mn = NormalMatrix(G).update(d)
+    Mt = NormalMatrix(G, device="cpu").update(d)
+    assert isinstance(Mt, torch.Tensor) and Mt.dtype == torch.float64
+    np.testing.assert_allclose(np.triu(Mt.numpy()), np.triu(Mn), rtol=1e-13, atol=1e-11)
+    rhs = np.arange(G.shape[1], dtype=float)
+    np.testing.assert_allclose(cholesky(Mt).solve(rhs), cholesky(Mn).solve(rhs), rtol=1e-10)
+
+
+def test_cholesky_regularises_a_singular_matrix_and_leaves_input_intact():
+    B = np.random.default_rng(5).standard_normal((3, 6))
+    K = np.asfortranarray(B.T @ B)  # rank 3
+    K0 = K.copy()
+    info = {}
+    F = cholesky(K, info=info)
+    assert F is not None and F.regularization > 0 and info["regularizations"] >= 1
+    np.testing.assert_array_equal(K, K0)
+    U = np.triu(F.U)
+    np.testing.assert_allclose(U.T @ U, K + F.regularization * np.eye(6), atol=1e-12)
+    assert cholesky(-np.eye(3), max_tries=2) is None
+
+
+def test_weighted_gram_with_subset():
+    B = np.random.default_rng(6).standard_normal((50, 7))
+    w = np.linspace(0.1, 2.0, 50)
+    keep = np.array([3, 9, 40])
+    ref = B[keep].T @ (w[keep, None] * B[keep])
+    np.testing.assert_allclose(np.triu(weighted_gram(B, w, keep=keep)), np.triu(ref), atol=1e-13)
+
+
+def test_step_rule():
+    v = np.array([1.0, 2.0, 4.0])
+    assert max_step(v, np.array([-2.0, 1.0, -1.0])) == 0.5
+    assert max_step(v, np.ones(3)) == np.inf
+    assert step_length(v, np.ones(3)) == 0.99
+    assert step_length(v, np.array([-0.1, 0, 0])) == 0.99
+    assert step_length(v, np.array([-2.0, 0, 0])) == pytest.approx(0.495)
+
+
+def test_device_validation(monkeypatch):
+    monkeypatch.delenv("LRTOOLS_DEVICE", raising=False)
+    assert resolve_device(None) is None
+    monkeypatch.setenv("LRTOOLS_DEVICE", "cpu")
+    assert resolve_device(None) == "cpu"
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_blas_thread_policy(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from lrtools.solvers._kernel import blas_threads
+
+    def blas_threads_now():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    monkeypatch.setenv("LRTOOLS_BLAS_THREADS", "1")
+    with blas_threads(None):
+        assert set(blas_threads_now()) == {1}
+    monkeypatch.setenv("LRTOOLS_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="LRTOOLS_BLAS_THREADS must be a positive integer"):
+        blas_threads(None)
+    monkeypatch.delenv("LRTOOLS_BLAS_THREADS")
+    before = blas_threads_now()
+    with blas_threads(None):
+        assert blas_threads_now() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        blas_threads(0)
