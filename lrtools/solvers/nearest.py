@@ -525,12 +525,7 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
         K[np.diag_indices(d)] += 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
         cf = _cholesky(K)
 
-        def solve(r, rc):
-            rhs = -rd - GT(r / s) + g * ((rc - mult * rf) / sf)
-            dx = sla.cho_solve(cf, rhs, check_finite=False)
-            ds = G(dx)
-            dsf = -rf - float(g @ dx)
-            return dx, ds, dsf, (-r - lam * ds) / s, (-rc - mult * dsf) / sf
+        solve = _newton(cf, rd, rf, s, sf, lam, mult, g, G, GT)
 
         dx, ds, dsf, dl, dm = solve(s * lam, sf * mult)  # affine-scaling predictor
         ap = min(1.0, ratio(s, ds), ratio(np.array([sf]), np.array([dsf])))
@@ -559,6 +554,25 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
         f"nearest optimum: interior-point method stopped after {len(history)} iterations with "
         f"certified gap {gap:.3g} on {m} rows x {d} dims, class {t}."
     )
+
+
+def _newton(cf, rd, rf, s, sf, lam, mult, g, G, GT):
+    """``solve(r, rc)``: the Newton direction for complementarity residuals ``r`` (rows and
+    box) and ``rc`` (level constraint), reusing the Cholesky factor ``cf``.
+
+    Eliminating ``dlam = -(r + lam ds) / s`` and ``dmult = -(rc + mult dsf) / sf`` with
+    ``ds = G dx`` and ``dsf = -rf - g^T dx`` leaves
+    ``K dx = -rd - G^T (r / s) + g (rc - mult rf) / sf``.
+    """
+
+    def solve(r, rc):
+        rhs = -rd - GT(r / s) + g * ((rc - mult * rf) / sf)
+        dx = sla.cho_solve(cf, rhs, check_finite=False)
+        ds = G(dx)
+        dsf = -rf - float(g @ dx)
+        return dx, ds, dsf, (-r - lam * ds) / s, (-rc - mult * dsf) / sf
+
+    return solve
 
 
 def _cholesky(K: np.ndarray):
