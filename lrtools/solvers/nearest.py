@@ -95,6 +95,11 @@ class NearestResult:
         Certified lower bound on :math:`\min \|x - x^*\|` over the feasible set.
     gap : float
         ``distance - lower_bound``.
+    x_radius : float
+        Certified radius around ``x`` holding the exact minimiser :math:`\hat x`:
+        :math:`\|x - \hat x\|^2 \le \|x - x^*\|^2 - \|\hat x - x^*\|^2 \le`
+        ``distance**2 - lower_bound**2`` (strong convexity of :math:`\tfrac12\|x - x^*\|^2`).
+        The point is resolved to about the square root of the distance gap.
     log_prob : float
         :math:`\log p_t(x)`.
     level : float
@@ -121,6 +126,7 @@ class NearestResult:
     distance: float
     lower_bound: float
     gap: float
+    x_radius: float
     log_prob: float
     level: float
     min_slack: float
@@ -425,6 +431,7 @@ def _package(poly, W, c, t, x_star, x, phi_max, lower, status, it, t0, info, act
     dist = float(np.linalg.norm(x - x_star))
     return NearestResult(
         x=x, target=t, distance=dist, lower_bound=float(lower), gap=max(dist - lower, 0.0),
+        x_radius=float(np.sqrt(max(dist**2 - float(lower) ** 2, 0.0))),
         log_prob=-phi, level=-phi_max, min_slack=min_slack, log_prob_slack=phi_max - phi,
         n_active_rows=n_rows, n_active_box=int(np.sum(s_box <= active_tol)),
         predicted=int(np.argmax(W @ x + c)), status=status, iterations=it,
@@ -611,7 +618,9 @@ def nearest_optimum_cvxpy(
     r"""Reference: the same program in cvxpy (``log_sum_exp``, exponential cone) with Clarabel.
 
     For small regions in tests; the point is not certified and may violate the constraints by
-    the solver's tolerance.
+    the solver's tolerance. Clarabel's defaults are tried first, then the settings of
+    :data:`lrtools.solvers.maxprob.CLARABEL_ATTEMPTS` (the thin feasible set makes the defaults
+    stop with ``optimal_inaccurate`` on trained regions).
 
     Returns
     -------
@@ -626,6 +635,8 @@ def nearest_optimum_cvxpy(
     """
     import cvxpy as cp
 
+    from .maxprob import CLARABEL_ATTEMPTS
+
     W, c, t, x_star, x_opt = _check(poly, W, c, t, x_star, x_opt, log_prob, gap, tol)
     A = poly.A.toarray() if hasattr(poly.A, "toarray") else poly.A
     x = cp.Variable(poly.dim)
@@ -633,11 +644,20 @@ def nearest_optimum_cvxpy(
     cons = [A @ x + poly.b >= 0, x >= poly.lo, x <= poly.hi,
             cp.log_sum_exp(z) - z[t] <= -float(log_prob) + float(tol)]
     prob = cp.Problem(cp.Minimize(cp.sum_squares(x - x_star)), cons)
-    prob.solve(solver=cp.CLARABEL)
-    if prob.status not in (cp.OPTIMAL,) or x.value is None:
+    statuses = []
+    for opts in ({}, *CLARABEL_ATTEMPTS):
+        try:
+            prob.solve(solver=cp.CLARABEL, **opts)
+        except cp.error.SolverError as exc:
+            statuses.append(f"{opts}: {exc}")
+            continue
+        statuses.append(f"{opts}: {prob.status}")
+        if prob.status == cp.OPTIMAL and x.value is not None:
+            break
+    else:
         raise SolverError(
-            f"nearest optimum in cvxpy+CLARABEL: status {prob.status} on {poly.n_rows} rows x "
-            f"{poly.dim} dims, class {t}."
+            f"nearest optimum in cvxpy+CLARABEL failed on {poly.n_rows} rows x {poly.dim} dims, "
+            f"class {t}: " + "; ".join(statuses)
         )
     xv = np.asarray(x.value, dtype=np.float64)
     return xv, float(np.linalg.norm(xv - x_star))
