@@ -239,8 +239,10 @@ class _Rows:
             K = blas.dsyrk(1.0, B.T, trans=0, lower=0)
         else:
             K = np.zeros((self.d, self.d), order="F")
-        if self.si.size:
-            K += (self.AsT @ sparse.diags(w[self.si]) @ self.As).toarray()
+        if self.si.size:  # scattered into K: no dense temporary of the sparse part
+            S = (self.AsT @ sparse.diags(w[self.si]) @ self.As).tocoo()
+            upper = S.row <= S.col
+            K[S.row[upper], S.col[upper]] += S.data[upper]  # canonical: no duplicates
         return K
 
 
@@ -523,12 +525,12 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
         rd = (x - x_star) - GT(lam) + mult * g
         rf = phi + sf - phi_max  # primal residual of the level constraint
         # Newton matrix: I + mult H_phi + (mult/sf) g g^T + G^T diag(lam/s) G
-        K = rows.gram(lam[:m] / s[:m])
-        Wp = W * np.sqrt(mult * p)[:, None]
-        K += Wp.T @ Wp
-        wp = W.T @ p
-        K -= mult * np.outer(wp, wp)
-        K += (mult / sf) * np.outer(g, g)
+        K = rows.gram(lam[:m] / s[:m])  # upper triangle, Fortran order
+        # + mult W^T (diag p - p p^T) W + (mult / sf) g g^T: rank <= M + 1, BLAS updates
+        K = blas.dsyrk(1.0, (W * np.sqrt(mult * p)[:, None]).T, trans=0, lower=0, beta=1.0,
+                       c=K, overwrite_c=1)
+        K = blas.dsyr(-mult, W.T @ p, lower=0, a=K, overwrite_a=1)
+        K = blas.dsyr(mult / sf, g, lower=0, a=K, overwrite_a=1)
         K[np.diag_indices(d)] += 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
         cf = _cholesky(K)
 
