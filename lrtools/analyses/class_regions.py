@@ -8,6 +8,18 @@ distortion :math:`\max_t \|x^t - x^*\|` (eq. 8). Beside the paper's criterion we
 exact existence test (margin LP of :func:`lrtools.solvers.maxprob.class_region_exists`) and how
 often the two disagree, and, for Appendix D, how many constraints are active at :math:`x^t`.
 
+:math:`x^t` is not unique (the logits are constant along the null space of the logit Jacobian,
+so a whole face of the region can be optimal), so eq. (8) depends on the solver. Beside it we
+report the *nearest-optimum distortion* :math:`\max_t \|\hat x^t - x^*\|`, where
+:math:`\hat x^t` is the point of the region nearest :math:`x^*` with
+:math:`\log p_t \ge \mathrm{OPT}_t - \mathrm{tol}`
+(:func:`lrtools.solvers.nearest.nearest_optimum`), which is well defined. As
+:math:`\|\hat x^t - x^*\| \le \|x^t - x^*\|`, ``nearest="max"`` solves the classes in
+decreasing order of :math:`\|x^t - x^*\|` and stops once that bound is below the largest
+nearest distance found: the maximum is exact, at a fraction of the solves.
+Every :math:`\hat x^t` is certified (feasibility, a lower bound on the distance) and checked
+with the model itself (activation pattern and logits); failures are recorded, never used.
+
 The work of one point is split by class when there are fewer points than workers (a CNN region
 costs minutes per point), so both cores stay busy; the result does not depend on the split.
 """
@@ -19,20 +31,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..regions import linear_region, predict
+from .._validation import check_choice
+from ..exceptions import SolverError
+from ..regions import activation_patterns, linear_region, predict
 from ..solvers.maxprob import class_region_exists, max_log_prob_all
+from ..solvers.nearest import nearest_optimum
 from .parallel import map_points
 
-__all__ = ["class_regions_point", "class_region_table"]
+#: Modes of the nearest-optimum distortion: every class, only what the per-point maximum
+#: needs (exact), or none.
+NEAREST_MODES = ("max", "all", "off")
+_OK = ("optimal", "at_x_star")  # nearest-optimum statuses whose distance is used
+
+__all__ = ["NEAREST_MODES", "class_regions_point", "class_region_table"]
 
 
 def _classes_of_point(
-    model, task, *, method: str = "auto", active_tol: float = 1e-6, exact: bool = True
+    model, task, *, method: str = "auto", active_tol: float = 1e-6, exact: bool = True,
+    nearest: str = "max", nearest_tol: float = 1e-6,
 ) -> dict:
     """Per-class rows and :math:`x^t` of one point for the classes of ``task = (x, classes)``.
 
     With ``exact=False`` the margin LP is skipped: a class whose :math:`x^t` has a positive
     margin still counts as existing (the point is a witness), the others are unknown (NaN).
+    ``nearest`` and ``nearest_tol``: see :func:`class_region_table`.
     """
     x, classes = task
     region = linear_region(model, x)
@@ -49,6 +71,9 @@ def _classes_of_point(
     per_class["margin_lp"] = [np.nan if e is None else e.margin for e in exists]
     per_class["exists_by"] = ["skipped" if e is None else e.by for e in exists]
     per_class["n_active"] = per_class["n_active_rows"] + per_class["n_active_box"]
+    near = _nearest_rows(model, region, table.results, nearest, nearest_tol)
+    for key in near[0] if near else ():
+        per_class[key] = [row[key] for row in near]
     return {
         "per_class": per_class,
         "xt": np.stack([r.x for r in table.results]).reshape(-1, *region.input_shape),
@@ -69,6 +94,82 @@ def _existence(poly, W, c, res, x_star, exact: bool):
     )
 
 
+def _nearest_rows(model, region, results, mode: str, tol: float) -> list[dict]:
+    r"""Nearest-optimum columns of each class (in the order of ``results``).
+
+    ``mode="max"``: classes in decreasing order of :math:`\|x^t - x^*\|`; a class whose
+    :math:`\|x^t - x^*\|` does not exceed the largest nearest distance found so far cannot hold
+    the maximum (its nearest distance is at most that) and is skipped (status ``"bounded"``).
+    """
+    rows = [_nearest_row("off" if mode == "off" else "no x^t") for _ in results]
+    if mode == "off":
+        return rows
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    order = sorted((i for i, r in enumerate(results) if r.status != "failed"),
+                   key=lambda i: -results[i].distortion)
+    best = -np.inf
+    for i in order:
+        r = results[i]
+        if mode == "max" and r.distortion <= best:
+            rows[i] = _nearest_row("bounded")
+            continue
+        try:
+            near = nearest_optimum(poly, W, c, r.target, xs, r.x, r.log_prob, r.gap, tol=tol)
+        except SolverError as exc:
+            rows[i] = _nearest_row("failed", error=str(exc))
+            continue
+        status = near.status if _pattern_holds(model, region, near.x) else "pattern_mismatch"
+        rows[i] = _nearest_row(
+            status, distance=near.distance, lower=near.lower_bound, seconds=near.seconds,
+            iterations=near.iterations, apart=float(np.linalg.norm(near.x - r.x)),
+        )
+        if status in _OK:
+            best = max(best, near.distance)
+    return rows
+
+
+def _nearest_row(status: str, *, distance=np.nan, lower=np.nan, seconds=0.0, iterations=0,
+                 apart=np.nan, error: str = "") -> dict:
+    return {
+        "distortion_nearest": distance if status in _OK else np.nan,
+        "nearest_lower": lower if status in _OK else np.nan,
+        "nearest_status": status,
+        "nearest_seconds": seconds,
+        "nearest_iterations": iterations,
+        "xt_to_nearest": apart,
+        "nearest_error": error,
+    }
+
+
+def _pattern_holds(model, region, x: np.ndarray, tol: float = 1e-9) -> bool:
+    """The model's own activation pattern at ``x`` equals the region's on every row that is
+    not tight, and its logits equal the region's affine logits (eq. 7)."""
+    batch = x.reshape(1, *region.input_shape)
+    pattern = activation_patterns(model, batch)[0]
+    loose = region.polytope.slack(x) > tol * region.polytope.row_norms
+    logits = predict(model, batch)[0]
+    z = region.logits(x)
+    return bool(np.array_equal(pattern[loose], region.pattern[loose])
+                and np.all(np.abs(logits - z) <= 1e-6 * (1.0 + np.abs(z))))
+
+
+def _nearest_summary(per_class: pd.DataFrame) -> dict[str, Any]:
+    """Per-point nearest-optimum distortion: NaN unless every needed class was certified."""
+    status = per_class["nearest_status"]
+    bad = status.isin(["failed", "pattern_mismatch"])
+    used = status.isin(_OK)
+    solved = bad | used
+    return {
+        "distortion_nearest": float(per_class.loc[used, "distortion_nearest"].max())
+        if used.any() and not bad.any() else np.nan,
+        "n_nearest_failed": int(bad.sum()),
+        "nearest_solves": int(solved.sum()),
+        "xt_to_nearest": float(per_class.loc[used, "xt_to_nearest"].max())
+        if used.any() else np.nan,
+        "nearest_seconds": float(per_class["nearest_seconds"].sum()),
+    }
+
+
 def _summary(per_class: pd.DataFrame) -> dict[str, Any]:
     """Table 2 quantities of one point from its per-class rows (all classes)."""
     failed = per_class["status"] == "failed"
@@ -83,6 +184,7 @@ def _summary(per_class: pd.DataFrame) -> dict[str, Any]:
         "mean_active_rows": float(per_class["n_active_rows"].mean()),
         "fallbacks": int(per_class["fallback"].sum()),
         "seconds": float(per_class["seconds"].sum()),
+        **_nearest_summary(per_class),
     }
 
 
@@ -91,7 +193,10 @@ def _count(flags: pd.Series) -> float:
     return int(flags.astype(bool).sum()) if flags.notna().all() else np.nan
 
 
-def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1e-6) -> dict:
+def class_regions_point(
+    model, x, *, method: str = "auto", active_tol: float = 1e-6, nearest: str = "max",
+    nearest_tol: float = 1e-6,
+) -> dict:
     """Table 2 quantities of one test point; see the module docstring.
 
     Returns
@@ -101,10 +206,12 @@ def class_regions_point(model, x, *, method: str = "auto", active_tol: float = 1
         certify: recorded with their status, never counted), ``n_exists`` (margin LP count),
         ``disagree``, ``distortion`` (eq. 8), ``on_boundary`` (share of :math:`x^t` with an
         active constraint, Appendix D), ``mean_active_rows``, ``fallbacks``, ``seconds``,
-        ``label``, ``per_class`` (a DataFrame) and ``xt`` (array of shape (M, *input_shape),
-        for Fig. 5).
+        the nearest-optimum columns of :func:`class_region_table`, ``label``, ``per_class``
+        (a DataFrame) and ``xt`` (array of shape (M, *input_shape), for Fig. 5).
     """
-    part = _classes_of_point(model, (x, None), method=method, active_tol=active_tol)
+    check_choice(nearest, "nearest", NEAREST_MODES)
+    part = _classes_of_point(model, (x, None), method=method, active_tol=active_tol,
+                             nearest=nearest, nearest_tol=nearest_tol)
     return {**_summary(part["per_class"]), "label": part["label"],
             "per_class": part["per_class"], "xt": part["xt"]}
 
@@ -117,21 +224,36 @@ def class_region_table(
     n_jobs: int = 2,
     progress: bool = True,
     exact: bool = True,
+    nearest: str = "max",
+    nearest_tol: float = 1e-6,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, np.ndarray]]:
-    """Table 2 for the points ``X``: per-point table, long per-class table, and :math:`x^t`.
+    r"""Table 2 for the points ``X``: per-point table, long per-class table, and :math:`x^t`.
 
     ``exact=False`` skips the margin LP of the classes that :math:`x^t` does not reach
     (``n_exists`` and ``disagree`` are then NaN): at CNN size that LP costs 60-100 s per class.
+
+    ``nearest`` chooses the classes whose nearest optimum :math:`\hat x^t` is computed
+    (module docstring): ``"max"`` (default) only those needed for the exact per-point maximum
+    (the others get status ``"bounded"``), ``"all"`` every class, ``"off"`` none.
+    ``nearest_tol`` is the tolerance on :math:`\log p_t` of
+    :func:`lrtools.solvers.nearest.nearest_optimum`.
 
     Returns
     -------
     per_point : DataFrame
         ``point, n_reached, n_failed, n_exists, disagree, distortion, on_boundary,
-        mean_active_rows, fallbacks, seconds, label``.
+        mean_active_rows, fallbacks, seconds, distortion_nearest`` (NaN unless every class it
+        needs was certified), ``n_nearest_failed, nearest_solves, xt_to_nearest`` (largest
+        :math:`\|x^t - \hat x^t\|` over the solved classes), ``nearest_seconds, label``.
     per_class : DataFrame
-        One row per (point, class), see :func:`lrtools.solvers.maxprob.MaxProbTable.to_dict`.
+        One row per (point, class), see :func:`lrtools.solvers.maxprob.MaxProbTable.to_dict`,
+        plus ``distortion_nearest, nearest_lower`` (certified lower bound),
+        ``nearest_status`` (``optimal``, ``at_x_star``, ``bounded``, ``off``, ``no x^t``,
+        ``failed``, ``pattern_mismatch``), ``nearest_seconds, nearest_iterations,
+        xt_to_nearest, nearest_error``.
     xt : dict of point -> ndarray of shape (M, *input_shape)
     """
+    check_choice(nearest, "nearest", NEAREST_MODES)
     X = list(X)
     n_classes = predict(model, np.asarray(X[:1])).shape[-1] if X else 0
     parts = 1 if len(X) >= n_jobs else -(-n_jobs // max(len(X), 1))
@@ -146,6 +268,8 @@ def class_region_table(
         progress=progress,
         method=method,
         exact=exact,
+        nearest=nearest,
+        nearest_tol=nearest_tol,
     )
     rows, classes, xt = [], [], {}
     for i in range(len(X)):

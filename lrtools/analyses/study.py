@@ -390,10 +390,11 @@ def class_region_tables(
     method: str = "auto",
     n_jobs: int = 2,
     exact: bool = True,
+    nearest: str = "max",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Table 2 / Table 4, Fig. 5 / Fig. 11 and Appendix D for every model (``exact``: also
-    the margin-LP existence test of every class, see
-    :func:`lrtools.analyses.class_regions.class_region_table`).
+    the margin-LP existence test of every class; ``nearest``: which classes get the nearest
+    optimum, see :func:`lrtools.analyses.class_regions.class_region_table`).
 
     Returns the per-point table, the per-(point, class) table (both with model labels) and
     ``{run: {point: x^t array}}``.
@@ -401,8 +402,8 @@ def class_region_tables(
     from .class_regions import class_region_table
 
     X, _ = _inputs(data, idx)
-    params = {"points": idx.tolist(), "method": method}
-    if not exact:  # the exact runs keep their original cache key
+    params = {"points": idx.tolist(), "method": method, "nearest": nearest}
+    if not exact:
         params["exact"] = False
     points, classes, xts = [], [], {}
     for run, tm in models.items():
@@ -411,7 +412,7 @@ def class_region_tables(
             tm,
             params,
             lambda tm=tm: class_region_table(tm.model, X, method=method, n_jobs=n_jobs,
-                                             exact=exact),
+                                             exact=exact, nearest=nearest),
         )
         points.append(_label(pp.assign(test_index=idx[pp["point"]]), run, cfg.lrs))
         classes.append(_label(pc.assign(test_index=idx[pc["point"]]), run, cfg.lrs))
