@@ -98,3 +98,26 @@ def test_bad_nearest_mode():
     net = build_mlp(20, [12, 12], 4, seed=1).eval()
     with pytest.raises(ValueError, match="nearest == 'some' is not supported"):
         class_region_table(net, np.zeros((1, 20)), n_jobs=1, progress=False, nearest="some")
+
+
+def test_nearest_comparison_does_not_average_failures_away():
+    import pandas as pd
+
+    from lrtools.analyses.class_regions import nearest_comparison, nearest_note
+
+    points = pd.DataFrame({
+        "model": ["a", "a", "b", "b"],
+        "distortion": [10.0, 12.0, 8.0, 9.0],
+        "distortion_nearest": [7.0, 9.0, 6.0, np.nan],
+        "xt_to_nearest": [5.0, 6.5, 3.0, 2.0],
+        "nearest_solves": [1, 2, 1, 1],
+        "n_nearest_failed": [0, 0, 0, 1],
+        "nearest_seconds": [1.0, 2.0, 1.0, 1.0],
+        "seconds": [4.0, 4.0, 4.0, 4.0],
+    })
+    cmp = nearest_comparison(points)
+    assert cmp.loc["a", "distortion_nearest"] == 8.0 and cmp.loc["a", "mean_difference"] == 3.0
+    assert np.isnan(cmp.loc["b", "distortion_nearest"]) and cmp.loc["b", "nearest_failed"] == 1
+    assert cmp.loc["a", "max_xt_to_nearest"] == 6.5
+    note = nearest_note(cmp, dim=784, n_classes=10)
+    assert "6.50" in note and "774" in note and "**1**" in note
