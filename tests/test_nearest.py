@@ -102,7 +102,7 @@ def test_agrees_with_clarabel_on_small_regions(small_region):
     for t in range(W.shape[0]):
         opt, near = _solve_both(region, t)
         _check_against_reference(region, t, opt, near)
-        assert near.gap <= 1e-6 * (1 + near.distance)
+        assert near.gap <= 1e-5 * (1 + near.distance)  # the default gap_tol
         # feasibility in float64: rows, box and the log-probability level
         assert poly.contains(near.x, tol=0.0)
         assert near.min_slack >= 0 and near.log_prob >= near.level
@@ -183,7 +183,7 @@ def test_non_unique_optimum_nearest_is_found_and_differs_from_the_solvers():
     assert np.linalg.norm(near.x - [1.0, 0.2, -0.4]) <= near.x_radius + 1e-8
     assert near.x_radius < 1e-4
     assert near.distance == pytest.approx(np.sqrt(0.8), abs=1e-6)
-    assert near.lower_bound <= near.distance and near.gap <= 1e-6 * (1 + near.distance)
+    assert near.lower_bound <= near.distance and near.gap <= 1e-10 * (1 + near.distance)
     assert near.log_prob >= opt.log_prob - 1e-9
     # the solver's optimum is another point of the face, farther from x*
     assert np.linalg.norm(opt.x - near.x) > 0.1
