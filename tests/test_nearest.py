@@ -253,5 +253,20 @@ def test_failure_raises_solver_error_with_the_gap(small_region):
     poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
     opt = max_log_prob(poly, W, c, 0, x_star=xs)
     with pytest.raises(SolverError, match="certified gap") as info:
-        nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=1)
+        nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=1,
+                        clarabel_duals=False)
     assert isinstance(info.value, LRToolsError)
+
+
+def test_stalled_ipm_is_certified_with_clarabel_duals(small_region):
+    """After an early stop, Clarabel's multipliers close the gap; the answer is still checked
+    (feasible, bound below the distance) and agrees with the full interior-point solve."""
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    full = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap)
+    early = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=2)
+    assert early.status == "optimal_clarabel_duals" and "clarabel" in early.info
+    assert poly.contains(early.x, tol=0.0) and early.log_prob >= early.level
+    assert early.lower_bound <= full.distance + 1e-9 and full.lower_bound <= early.distance + 1e-9
+    np.testing.assert_allclose(early.distance, full.distance, rtol=1e-4)

@@ -41,7 +41,7 @@ from .parallel import map_points
 #: Modes of the nearest-optimum distortion: every class, only what the per-point maximum
 #: needs (exact), or none.
 NEAREST_MODES = ("max", "all", "off")
-_OK = ("optimal", "at_x_star")  # nearest-optimum statuses whose distance is used
+_OK = ("optimal", "optimal_clarabel_duals", "at_x_star")  # statuses whose distance is used
 
 __all__ = [
     "NEAREST_MODES",
@@ -254,9 +254,9 @@ def class_region_table(
     per_class : DataFrame
         One row per (point, class), see :func:`lrtools.solvers.maxprob.MaxProbTable.to_dict`,
         plus ``distortion_nearest, nearest_lower`` (certified lower bound),
-        ``nearest_status`` (``optimal``, ``at_x_star``, ``bounded``, ``off``, ``no x^t``,
-        ``failed``, ``pattern_mismatch``), ``nearest_seconds, nearest_iterations,
-        xt_to_nearest, nearest_error``.
+        ``nearest_status`` (``optimal``, ``optimal_clarabel_duals``, ``at_x_star``,
+        ``bounded``, ``off``, ``no x^t``, ``failed``, ``pattern_mismatch``),
+        ``nearest_seconds, nearest_iterations, xt_to_nearest, nearest_error``.
     xt : dict of point -> ndarray of shape (M, *input_shape)
     """
     check_choice(nearest, "nearest", NEAREST_MODES)
