@@ -34,7 +34,7 @@ import pandas as pd
 from .._validation import check_choice
 from ..exceptions import SolverError
 from ..regions import activation_patterns, linear_region, predict
-from ..solvers.maxprob import class_region_exists, max_log_prob_all
+from ..solvers.maxprob import class_region_exists, interior_point, max_log_prob_all
 from ..solvers.nearest import nearest_optimum
 from .parallel import map_points
 
@@ -113,14 +113,17 @@ def _nearest_rows(model, region, results, mode: str, tol: float) -> list[dict]:
     poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
     order = sorted((i for i, r in enumerate(results) if r.status != "failed"),
                    key=lambda i: -results[i].distortion)
-    best = -np.inf
+    best, x_in = -np.inf, None
     for i in order:
         r = results[i]
         if mode == "max" and r.distortion <= best:
             rows[i] = _nearest_row("bounded")
             continue
         try:
-            near = nearest_optimum(poly, W, c, r.target, xs, r.x, r.log_prob, r.gap, tol=tol)
+            if x_in is None:  # one strictly interior start per point (may cost an LP)
+                x_in = interior_point(poly, xs)
+            near = nearest_optimum(poly, W, c, r.target, xs, r.x, r.log_prob, r.gap, tol=tol,
+                                   x_in=x_in)
         except SolverError as exc:
             rows[i] = _nearest_row("failed", error=str(exc))
             continue
