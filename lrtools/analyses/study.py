@@ -490,10 +490,11 @@ def class_region_tables(
     method: str = "auto",
     n_jobs: int = 2,
     exact: bool = True,
+    nearest: str = "max",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Table 2 / Table 4, Fig. 5 / Fig. 11 and Appendix D for every model (``exact``: also
-    the margin-LP existence test of every class, see
-    :func:`lrtools.analyses.class_regions.class_region_table`).
+    the margin-LP existence test of every class; ``nearest``: which classes get the nearest
+    optimum, see :func:`lrtools.analyses.class_regions.class_region_table`).
 
     Returns the per-point table, the per-(point, class) table (both with model labels) and
     ``{run: {point: x^t array}}``.
@@ -502,7 +503,8 @@ def class_region_tables(
 
     jobs = [_job(tm, run, cfg, {int(i): _x(data, i) for i in idx}) for run, tm in models.items()]
     results = measure("class-regions", class_regions_point, {"data": _data_id(data)}, jobs,
-                      n_jobs=n_jobs, desc="x^t (eq. 6)", method=method, exact=exact)
+                      n_jobs=n_jobs, desc="x^t (eq. 6)", method=method, exact=exact,
+                      nearest=nearest)
     points, classes, xts = [], [], {}
     for run, res in zip(models, results, strict=True):
         rows, per, xt = [], [], {}

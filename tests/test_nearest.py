@@ -1,0 +1,272 @@
+"""Tests of lrtools.solvers.nearest: the optimal point of eq. (6) nearest x* (eq. 6-8 of [1]).
+
+Independent references: the same program in cvxpy + Clarabel (exponential cone), a hand-built
+region whose optimal set of eq. (6) is a whole face (the nearest optimum is computed by hand),
+the torch model itself for the activation pattern, and the certificate's validity for random
+multipliers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+from scipy.special import logsumexp
+
+from lrtools.exceptions import LRToolsError, SolverError
+from lrtools.models import build_cnn, build_mlp
+from lrtools.polytope import Polytope
+from lrtools.regions import activation_patterns, linear_region, predict
+from lrtools.solvers.maxprob import max_log_prob
+from lrtools.solvers.nearest import (
+    certify_nearest,
+    nearest_optimum,
+    nearest_optimum_cvxpy,
+)
+
+
+def _train(net: torch.nn.Module, d: int, n_classes: int, seed: int, steps: int = 60):
+    """A few Adam steps on Gaussian blobs in [-1, 1]^d (trained-looking regions)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(n_classes, d, generator=g) * 1.6 - 0.8
+    y = torch.randint(0, n_classes, (512,), generator=g)
+    X = centres[y] + 0.25 * torch.randn(512, d, generator=g)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(X.reshape(512, *_in_shape(net, d))), y).backward()
+        opt.step()
+    return net.eval()
+
+
+def _in_shape(net, d):
+    return (d,) if isinstance(net[0], torch.nn.Linear) else (1, int(np.sqrt(d)), int(np.sqrt(d)))
+
+
+@pytest.fixture(scope="module", params=[0, 1, 2])
+def small_region(request):
+    seed = request.param
+    d = 10
+    net = _train(build_mlp(d, [16, 16], 4, seed=seed), d, 4, seed)
+    x = np.random.default_rng(seed).uniform(-0.5, 0.5, d)
+    return net, linear_region(net, x)
+
+
+def _solve_both(region, t):
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt = max_log_prob(poly, W, c, t, x_star=xs)
+    near = nearest_optimum(poly, W, c, t, xs, opt.x, opt.log_prob, opt.gap)
+    return opt, near
+
+
+def _check_against_reference(region, t, opt, near):
+    """Clarabel's distance agrees (its point is accurate to ~1e-9 in log p_t, which moves the
+    distance by up to ~1e-5 relative on this thin feasible set); where it lies below the
+    certified lower bound, Clarabel's point is infeasible, as the certificate says it must be.
+    Both points lie within the certified radius of the exact minimiser."""
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    x_ref, d_ref = nearest_optimum_cvxpy(poly, W, c, t, xs, opt.x, opt.log_prob, opt.gap)
+    np.testing.assert_allclose(near.distance, d_ref, rtol=1e-4)
+    assert d_ref <= near.distance + 1e-6  # Clarabel's optimum is no worse than our point
+    if d_ref < near.lower_bound:
+        z = W @ x_ref + c
+        violation = max(near.level - (z[t] - logsumexp(z)), -poly.slack(x_ref).min(),
+                        np.max(np.abs(x_ref)) - 1.0)
+        assert violation > 0
+    else:  # a feasible reference point is at least as far as the exact minimiser
+        assert np.linalg.norm(x_ref - near.x) <= near.x_radius + np.sqrt(
+            max(d_ref**2 - near.lower_bound**2, 0.0)) + 1e-6
+    return d_ref
+
+
+def _pattern_holds(net, region, x, tol=1e-9):
+    """The model's own activation pattern at ``x`` equals the region's on every row that is not
+    tight, and the model's logits equal the region's affine logits (eq. 7)."""
+    pattern = activation_patterns(net, x.reshape(1, *region.input_shape))[0]
+    loose = region.polytope.slack(x) > tol * region.polytope.row_norms
+    same = np.array_equal(pattern[loose], region.pattern[loose])
+    logits = predict(net, x.reshape(1, *region.input_shape))[0]
+    return same and np.allclose(logits, region.logits(x), atol=1e-8, rtol=1e-8)
+
+
+# --------------------------------------------------------------------------------------------
+# agreement with the reference, feasibility, certificate
+# --------------------------------------------------------------------------------------------
+
+
+def test_agrees_with_clarabel_on_small_regions(small_region):
+    net, region = small_region
+    poly, W = region.polytope, region.logit_W
+    for t in range(W.shape[0]):
+        opt, near = _solve_both(region, t)
+        _check_against_reference(region, t, opt, near)
+        assert near.gap <= 1e-5 * (1 + near.distance)  # the default gap_tol
+        # feasibility in float64: rows, box and the log-probability level
+        assert poly.contains(near.x, tol=0.0)
+        assert near.min_slack >= 0 and near.log_prob >= near.level
+        assert near.level == pytest.approx(opt.log_prob - 1e-6, abs=1e-15)
+        assert _pattern_holds(net, region, near.x)
+        # x^t itself is feasible, so the nearest optimum is never farther than x^t
+        assert near.distance <= opt.distortion + 1e-9
+
+
+def test_certificate_is_a_lower_bound_for_any_multipliers(small_region):
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt, near = _solve_both(region, 1)
+    _, d_ref = nearest_optimum_cvxpy(poly, W, c, 1, xs, opt.x, opt.log_prob, opt.gap)
+    rng = np.random.default_rng(0)
+    phi_max = -near.level
+    for _ in range(20):
+        x = rng.uniform(-1, 1, poly.dim)
+        mult = rng.exponential(5.0)
+        nu = rng.exponential(1.0, poly.n_rows) * (rng.uniform(size=poly.n_rows) < 0.3)
+        assert certify_nearest(poly, W, c, 1, xs, phi_max, x, mult, nu) <= d_ref + 1e-7
+
+
+def test_sparse_rows_give_the_same_answer(small_region):
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt, near = _solve_both(region, 2)
+    sp = Polytope(sparse.csr_matrix(poly.A), poly.b, poly.lo, poly.hi)
+    near_sp = nearest_optimum(sp, W, c, 2, xs, opt.x, opt.log_prob, opt.gap)
+    np.testing.assert_allclose(near_sp.distance, near.distance, rtol=1e-6)
+
+
+def test_cnn_region_mixed_dense_and_sparse_rows():
+    net = build_cnn(in_channels=1, image_size=15, channels=(3, 4, 4), dense=12, n_classes=4,
+                    seed=3).eval()
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (1, 15, 15))
+    region = linear_region(net, x)
+    nnz = np.count_nonzero(region.polytope.A, axis=1)
+    assert (nnz <= 0.05 * region.polytope.dim).any() and (nnz > 0.05 * region.polytope.dim).any()
+    for t in (0, 3):
+        opt, near = _solve_both(region, t)
+        _check_against_reference(region, t, opt, near)
+        assert _pattern_holds(net, region, near.x)
+
+
+# --------------------------------------------------------------------------------------------
+# a hand-built region with a non-unique optimum
+# --------------------------------------------------------------------------------------------
+
+
+def _face_region():
+    r"""d = 3, box [-1, 1]^3, one row x0 + x1 <= 1.2; logits (x0, 0, -x0).
+
+    :math:`-\log p_0 = \log(e^{x_0} + 1 + e^{-x_0}) - x_0` decreases in :math:`x_0`, so the
+    optimal set of eq. (6) for class 0 is the whole face
+    :math:`\{x_0 = 1,\ x_1 \le 0.2,\ |x_2| \le 1\}`: the logits are constant along
+    :math:`x_1, x_2`. Its point nearest :math:`x^* = (0.2, 0.6, -0.4)` is
+    :math:`(1, 0.2, -0.4)` (the projection onto a box-shaped face), at distance
+    :math:`\sqrt{0.8}`.
+    """
+    poly = Polytope(np.array([[-1.0, -1.0, 0.0]]), np.array([1.2]), -np.ones(3), np.ones(3))
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    return poly, W, np.zeros(3), np.array([0.2, 0.6, -0.4])
+
+
+def _log_p0(W, c, x):
+    z = W @ x + c
+    return float(z[0] - np.log(np.sum(np.exp(z))))
+
+
+def test_non_unique_optimum_nearest_is_found_and_differs_from_the_solvers():
+    poly, W, c, xs = _face_region()
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    assert opt.x[0] == pytest.approx(1.0, abs=1e-6)  # an optimum: on the face
+    near = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, tol=1e-9,
+                           gap_tol=1e-10)
+    # within the certified radius (plus the O(tol) widening of the face by the level tolerance)
+    assert np.linalg.norm(near.x - [1.0, 0.2, -0.4]) <= near.x_radius + 1e-8
+    assert near.x_radius < 1e-4
+    assert near.distance == pytest.approx(np.sqrt(0.8), abs=1e-6)
+    assert near.lower_bound <= near.distance and near.gap <= 1e-10 * (1 + near.distance)
+    assert near.log_prob >= opt.log_prob - 1e-9
+    # the solver's optimum is another point of the face, farther from x*
+    assert np.linalg.norm(opt.x - near.x) > 0.1
+    assert opt.distortion > near.distance + 0.05
+
+
+def test_non_unique_optimum_does_not_depend_on_the_given_optimum():
+    poly, W, c, xs = _face_region()
+    for x_opt in ([1.0, -0.9, 0.9], [1.0, 0.2, 1.0], [1.0, -1.0, -1.0]):
+        x_opt = np.array(x_opt)
+        near = nearest_optimum(poly, W, c, 0, xs, x_opt, _log_p0(W, c, x_opt), 0.0, tol=1e-9,
+                               gap_tol=1e-10)
+        assert np.linalg.norm(near.x - [1.0, 0.2, -0.4]) <= near.x_radius + 1e-8 < 1e-4
+
+
+def test_x_star_already_optimal():
+    poly, W, c, _ = _face_region()
+    xs = np.array([1.0, 0.1, 0.3])  # on the optimal face
+    x_opt = np.array([1.0, -0.5, 0.0])
+    near = nearest_optimum(poly, W, c, 0, xs, x_opt, _log_p0(W, c, x_opt), 0.0)
+    assert near.status == "at_x_star" and near.distance == 0.0
+    np.testing.assert_array_equal(near.x, xs)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input and failures
+# --------------------------------------------------------------------------------------------
+
+
+def _args():
+    poly, W, c, xs = _face_region()
+    x_opt = np.array([1.0, -0.9, 0.9])
+    return [poly, W, c, 0, xs, x_opt, _log_p0(W, c, x_opt), 0.0]
+
+
+@pytest.mark.parametrize(
+    "position, value, error, match",
+    [
+        (0, "poly", TypeError, "poly must be an lrtools Polytope"),
+        (1, np.ones((3, 2)), ValueError, r"W must have shape \(M, 3\)"),
+        (2, np.zeros(2), ValueError, "c must have shape"),
+        (3, 3, ValueError, "t == 3, must be <= 2"),
+        (4, np.array([2.0, 0.0, 0.0]), ValueError, "x_star must lie in the region"),
+        (5, np.array([1.0, 0.5, 0.0]), ValueError, "x_opt must lie in the region"),
+        (5, np.zeros(2), ValueError, "x_opt must have shape"),
+        (6, -0.1, ValueError, "does not match log p_t"),
+        (6, float("nan"), ValueError, "must be finite"),
+        (7, -1e-3, ValueError, "gap == -0.001, must be >= 0"),
+    ],
+)
+def test_bad_input(position, value, error, match):
+    args = _args()
+    args[position] = value
+    with pytest.raises(error, match=match):
+        nearest_optimum(*args)
+
+
+def test_bad_tolerances():
+    with pytest.raises(ValueError, match="tol == 0.0, must be > 0"):
+        nearest_optimum(*_args(), tol=0.0)
+    with pytest.raises(ValueError, match="gap_tol == -1.0, must be > 0"):
+        nearest_optimum(*_args(), gap_tol=-1.0)
+
+
+def test_failure_raises_solver_error_with_the_gap(small_region):
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    with pytest.raises(SolverError, match="certified gap") as info:
+        nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=1,
+                        clarabel_duals=False)
+    assert isinstance(info.value, LRToolsError)
+
+
+def test_stalled_ipm_is_certified_with_clarabel_duals(small_region):
+    """After an early stop, Clarabel's multipliers close the gap; the answer is still checked
+    (feasible, bound below the distance) and agrees with the full interior-point solve."""
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    full = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap)
+    early = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=2)
+    assert early.status == "optimal_clarabel_duals" and "clarabel" in early.info
+    assert poly.contains(early.x, tol=0.0) and early.log_prob >= early.level
+    assert early.lower_bound <= full.distance + 1e-9 and full.lower_bound <= early.distance + 1e-9
+    np.testing.assert_allclose(early.distance, full.distance, rtol=1e-4)
