@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,30 @@ def test_a_damaged_entry_is_recomputed_never_returned(fakepkg):
         (out,) = measure("fake", slow, {}, _job(3), progress=False)
     assert out == {0: 1.0, 1: 11.0, 2: 21.0}
     assert _last().computed == 1 and _last().computed_points == [("m0", 1)]
+
+
+def test_damaged_pages_give_an_error_or_recomputation_never_a_wrong_table(fakepkg):
+    slow = _slow()
+    path = Path(os.environ["LRTOOLS_STORE"])
+    jobs = [Job("m0", None, {i: float(i) for i in range(300)})]
+    measure("fake", slow, {"pad": "x" * 2000}, jobs, progress=False)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    size = path.stat().st_size
+    rng = np.random.default_rng(0)
+    with open(path, "r+b") as fh:  # scribble over a few pages in the middle of the file
+        for off in rng.integers(size // 4, size - 64, 6):
+            fh.seek(int(off))
+            fh.write(rng.integers(0, 256, 48, dtype=np.uint8).tobytes())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (out,) = measure("fake", slow, {"pad": "x" * 2000}, jobs, progress=False)
+    except StoreError as exc:
+        assert str(path) in str(exc) and "Move" in str(exc)
+    else:
+        assert out == {i: i * 10 + 1.0 for i in range(300)}
 
 
 # --------------------------------------------------------------------------------------------
