@@ -177,7 +177,7 @@ class Store:
             raise self._damaged(exc) from exc
 
     def _damaged(self, exc: Exception) -> StoreError:
-        text = "".join(c if c.isprintable() else "?" for c in str(exc))[:160]
+        text = "".join(c if c.isascii() and c.isprintable() else "?" for c in str(exc))[:160]
         return StoreError(
             f"result store {self.path} is damaged or unreadable ({type(exc).__name__}: {text}). "
             f"{_fix(self.path)}"
