@@ -359,3 +359,34 @@ def test_study_tables_are_the_same_for_one_and_two_workers(tmp_path, monkeypatch
     for one, two in zip(tables[1], tables[2], strict=True):
         cols = [c for c in one.columns if c != "seconds"]
         pd.testing.assert_frame_equal(one[cols], two[cols], check_exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# lrbook store: listing and pruning
+# --------------------------------------------------------------------------------------------
+
+
+def test_prune_keeps_what_the_last_run_of_a_profile_used(fakepkg, monkeypatch, capsys):
+    from lrtools.runner import main
+
+    slow = _slow()
+    monkeypatch.setenv("LRBOOK_PROFILE", "smoke")
+    monkeypatch.setenv("LRBOOK_CHAPTER", "mnist_inspheres")
+    monkeypatch.setenv("LRBOOK_RUN_ID", "run1")
+    measure("fake", slow, {"a": 1}, _job(3), progress=False)  # used by run1, then replaced
+    monkeypatch.setenv("LRBOOK_RUN_ID", "run2")
+    measure("fake", slow, {"a": 2}, _job(4), progress=False)  # used by run2 (the last run)
+    monkeypatch.setenv("LRBOOK_PROFILE", "no-such-profile")
+    measure("fake", slow, {"a": 3}, _job(5), progress=False)  # used by a profile that is gone
+    with open_store() as st:
+        st.finish_run("smoke", "mnist_inspheres", "run2")
+        assert st.prune(["smoke", "default"], dry_run=True) == 3 + 5
+        assert st.count() == 12
+    assert main(["--root", str(REPO), "store", "--prune"]) == 0
+    text = capsys.readouterr().out
+    assert "deleted 8 entries" in text and "4 entries" in text
+    assert "mnist_inspheres" in text and "fake" in text
+    with open_store() as st:
+        assert st.count() == 4
+        (out,) = measure("fake", slow, {"a": 2}, _job(4), progress=False)
+    assert _last().computed == 0 and out == {i: i * 10 + 1.0 for i in range(4)}
