@@ -13,7 +13,8 @@ Measurements
 * expensive: one Table 2 point (``class_regions._classes_of_point``: eq. 6 for every class);
 * overhead: a task that does nothing, so its wall time per task is the execution's cost.
 
-The serial reference is the same function called in this process. The serial fraction ``f``
+The serial reference is the same function called in this process. Every path is warmed up
+first (the workers import the measuring code on their first task). The serial fraction ``f``
 comes from the measured 2-worker speedup ``S2`` (Amdahl: ``S2 = 1 / (f + (1 - f) / 2)``) and
 projects the wall time of ``--cpu-hours`` of per-point work on 8, 32 and 128 workers. The
 machine may be loaded by other processes: the script prints ``os.getloadavg()``.
@@ -51,6 +52,8 @@ def _net(d: int, widths: list[int], seed: int = 0) -> torch.nn.Module:
 
 def _serial(func, net, X, **kw) -> float:
     with execution._one_torch_thread():
+        func(net, X[0], **kw, **({"seed": execution.point_seed(0, 0)} if "n_directions" in kw
+                                 else {}))  # warm up (imports, caches) as the workers do
         t = time.perf_counter()
         for i, x in enumerate(X):
             func(net, x, **kw, **({"seed": execution.point_seed(0, i)} if "n_directions" in kw
@@ -68,7 +71,9 @@ def _dask(func, net, X, workers: int, seeded: int | None = None, **kw) -> tuple[
     start = time.perf_counter() - t
     try:
         addr = cluster.scheduler_address
-        execution.map_points(noop, net, X[:2], scheduler=addr, progress=False)  # warm workers
+        # warm up: every worker imports the measuring code (cvxpy, torch, ...) before timing
+        execution.map_points(func, net, X[: 2 * workers], scheduler=addr, seed=seeded,
+                             progress=False, **kw)  # fmt: skip
         t = time.perf_counter()
         execution.map_points(func, net, X, scheduler=addr, seed=seeded, progress=False, **kw)
         return (time.perf_counter() - t) / len(X), start

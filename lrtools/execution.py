@@ -15,7 +15,8 @@ Where the work runs
   ``scheduler`` set it), else an embedded :class:`distributed.LocalCluster` of ``n_jobs`` worker
   processes with one thread each on 127.0.0.1, started once per process and reused.
 * Each model is sent once to every worker (``scatter(broadcast=True)``); tasks carry only a
-  point. Every worker runs torch with one thread.
+  point. Every worker runs torch with one thread, without Dask's statistical profiler (set
+  ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` for workers started by hand).
 * A task whose worker dies is rescheduled by the scheduler (``distributed.scheduler.
   allowed-failures``, 3 by default); an exception in ``func`` is raised at once as a
   :class:`PointError` naming the point, and the other tasks are cancelled.
@@ -161,9 +162,13 @@ def get_client(n_jobs: int = 2, scheduler: str | None = None):
     The client is started once and reused while the address (or ``n_jobs``) stays the same;
     the dashboard address is printed on the terminal.
     """
+    import dask
     from distributed import Client, LocalCluster
 
     check_scalar(n_jobs, "n_jobs", Integral, min_val=1)
+    # the workers' statistical profiler takes the GIL every 10 ms to sample the task's stack:
+    # measurable on numpy/torch-heavy points, and only the dashboard would show its data
+    dask.config.set({"distributed.worker.profile.enabled": False})
     address = scheduler_address(scheduler)
     want = address or f"local:{int(n_jobs)}"
     if _CLIENT.get("key") == want:

@@ -14,7 +14,7 @@ Storage
 One SQLite file, ``<cache_root>/store.sqlite`` (``$LRTOOLS_STORE`` overrides it), in WAL mode:
 a killed process leaves either a whole committed entry or none (SQLite's atomic commit), it
 holds millions of rows, and it can be inspected with ``sqlite3`` (table ``points``: one row per
-entry, the value a pickle with its SHA-256 in ``digest``). Each value's digest is checked on
+entry, the value a pickle; ``digest`` is the SHA-256 of the entry's key and value). It is checked on
 read: a damaged entry is recomputed (with a warning), never returned; a damaged file raises
 :class:`StoreError` naming the file and the fix.
 
@@ -64,7 +64,7 @@ __all__ = [
     "measure",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: digest over key and value
 
 
 class StoreError(LRToolsError):
@@ -107,6 +107,13 @@ CREATE TABLE IF NOT EXISTS uses (
 """
 
 
+def _digest(kind: str, model: str, settings: str, code: str, point: int, blob: bytes) -> str:
+    """SHA-256 of an entry's key and value: damage to either is detected on read."""
+    h = hashlib.sha256(f"{kind}\x00{model}\x00{settings}\x00{code}\x00{int(point)}\x00".encode())
+    h.update(blob)
+    return h.hexdigest()
+
+
 def _fix(path: Path) -> str:
     return (
         f"Move {path} (and {path.name}-wal, {path.name}-shm next to it) aside or delete them; "
@@ -140,7 +147,6 @@ class Store:
                     f"result store {self.path} has schema {row[0]}, this lrtools writes "
                     f"schema {SCHEMA_VERSION}. {_fix(self.path)}"
                 )
-            self.db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"result store {self.path} is not a readable SQLite database "
@@ -162,9 +168,20 @@ class Store:
         try:
             return self.db.execute(sql, args)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"result store {self.path} failed ({type(exc).__name__}: {exc}). {_fix(self.path)}"
-            ) from exc
+            raise self._damaged(exc) from exc
+
+    def _fetch(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:  # a damaged page shows up while reading
+            raise self._damaged(exc) from exc
+
+    def _damaged(self, exc: Exception) -> StoreError:
+        text = "".join(c if c.isascii() and c.isprintable() else "?" for c in str(exc))[:160]
+        return StoreError(
+            f"result store {self.path} is damaged or unreadable ({type(exc).__name__}: {text}). "
+            f"{_fix(self.path)}"
+        )
 
     def register_settings(self, kind: str, settings: Mapping[str, Any]) -> str:
         """Record ``settings`` in clear and return their key."""
@@ -178,17 +195,16 @@ class Store:
         """The stored values among ``points``; damaged entries are deleted and left out."""
         wanted = {int(p) for p in points}
         out: dict[int, Any] = {}
-        rows = self._execute(
+        rows = self._fetch(
             "SELECT point, CAST(value AS BLOB), digest FROM points WHERE kind=? AND model=? "
-            "AND settings=? "
-            "AND code=?",
+            "AND settings=? AND code=?",
             (kind, model, settings, code),
-        ).fetchall()
+        )
         for point, value, digest in rows:
             if point not in wanted:
                 continue
             try:
-                if hashlib.sha256(value).hexdigest() != digest:
+                if _digest(kind, model, settings, code, point, value) != digest:
                     raise ValueError("digest mismatch")
                 out[point] = pickle.loads(value)
             except Exception as exc:  # a damaged entry: recompute it, never return it
@@ -211,15 +227,16 @@ class Store:
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         cur = self._execute(
             "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, model, settings, code, int(point), blob, hashlib.sha256(blob).hexdigest(),
+            (kind, model, settings, code, int(point), blob,
+             _digest(kind, model, settings, code, int(point), blob),
              float(seconds), time.time(), host or socket.gethostname(), chapter, label),
         )  # fmt: skip
         return cur.rowcount == 1
 
     def count(self, kind: str | None = None) -> int:
         if kind is None:
-            return self._execute("SELECT COUNT(*) FROM points").fetchone()[0]
-        return self._execute("SELECT COUNT(*) FROM points WHERE kind=?", (kind,)).fetchone()[0]
+            return self._fetch("SELECT COUNT(*) FROM points")[0][0]
+        return self._fetch("SELECT COUNT(*) FROM points WHERE kind=?", (kind,))[0][0]
 
     # -- uses and pruning ----------------------------------------------------------------
 
@@ -236,11 +253,11 @@ class Store:
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per (chapter, model label, measurement, code): entries, seconds, bytes."""
-        rows = self._execute(
+        rows = self._fetch(
             "SELECT chapter, label, model, kind, code, COUNT(*), SUM(seconds), "
             "SUM(LENGTH(value)) FROM points GROUP BY chapter, label, model, kind, code "
             "ORDER BY chapter, label, kind"
-        ).fetchall()
+        )
         keys = ("chapter", "label", "model", "kind", "code", "entries", "seconds", "bytes")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -252,8 +269,7 @@ class Store:
             "NOT EXISTS (SELECT 1 FROM uses u WHERE u.kind=points.kind AND u.model=points.model "
             f"AND u.settings=points.settings AND u.code=points.code AND u.profile IN ({marks}))"
         )
-        n = self._execute(f"SELECT COUNT(*) FROM points WHERE {where}", tuple(profiles)
-                          ).fetchone()[0]  # fmt: skip
+        n = self._fetch(f"SELECT COUNT(*) FROM points WHERE {where}", tuple(profiles))[0][0]
         if not dry_run and n:
             self._execute(f"DELETE FROM points WHERE {where}", tuple(profiles))
             self._execute(f"DELETE FROM uses WHERE profile NOT IN ({marks})", tuple(profiles))

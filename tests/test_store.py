@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,30 @@ def test_a_damaged_entry_is_recomputed_never_returned(fakepkg):
     assert _last().computed == 1 and _last().computed_points == [("m0", 1)]
 
 
+def test_damaged_pages_give_an_error_or_recomputation_never_a_wrong_table(fakepkg):
+    slow = _slow()
+    path = Path(os.environ["LRTOOLS_STORE"])
+    jobs = [Job("m0", None, {i: float(i) for i in range(300)})]
+    measure("fake", slow, {"pad": "x" * 2000}, jobs, progress=False)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    size = path.stat().st_size
+    rng = np.random.default_rng(0)
+    with open(path, "r+b") as fh:  # scribble over a few pages in the middle of the file
+        for off in rng.integers(size // 4, size - 64, 6):
+            fh.seek(int(off))
+            fh.write(rng.integers(0, 256, 48, dtype=np.uint8).tobytes())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (out,) = measure("fake", slow, {"pad": "x" * 2000}, jobs, progress=False)
+    except StoreError as exc:
+        assert str(path) in str(exc) and "Move" in str(exc)
+    else:
+        assert out == {i: i * 10 + 1.0 for i in range(300)}
+
+
 # --------------------------------------------------------------------------------------------
 # killed processes
 # --------------------------------------------------------------------------------------------
@@ -197,11 +222,7 @@ def test_a_killed_client_resumes_with_the_missing_points_only(fakepkg):
             proc.kill()
     done = _count(path)
     assert proc.returncode == -signal.SIGKILL and 4 <= done < 12
-    (out,) = measure("fake", _slow(), {}, _job(12), progress=False, delay=0.0)
-    # delay is a setting of its own: the killed run's entries (delay 0.25) are found only
-    # when asked for with the same settings
-    assert _last().computed == 12
-    (out,) = measure("fake", _slow(), {}, _job(12), progress=False, delay=0.25)
+    (out,) = measure("fake", _slow(), {}, _job(12), progress=False, delay=0.25)  # same settings
     assert (_last().loaded, _last().computed) == (done, 12 - done)
     assert out == {i: i * 10 + 1.0 for i in range(12)}
 
@@ -338,3 +359,34 @@ def test_study_tables_are_the_same_for_one_and_two_workers(tmp_path, monkeypatch
     for one, two in zip(tables[1], tables[2], strict=True):
         cols = [c for c in one.columns if c != "seconds"]
         pd.testing.assert_frame_equal(one[cols], two[cols], check_exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# lrbook store: listing and pruning
+# --------------------------------------------------------------------------------------------
+
+
+def test_prune_keeps_what_the_last_run_of_a_profile_used(fakepkg, monkeypatch, capsys):
+    from lrtools.runner import main
+
+    slow = _slow()
+    monkeypatch.setenv("LRBOOK_PROFILE", "smoke")
+    monkeypatch.setenv("LRBOOK_CHAPTER", "mnist_inspheres")
+    monkeypatch.setenv("LRBOOK_RUN_ID", "run1")
+    measure("fake", slow, {"a": 1}, _job(3), progress=False)  # used by run1, then replaced
+    monkeypatch.setenv("LRBOOK_RUN_ID", "run2")
+    measure("fake", slow, {"a": 2}, _job(4), progress=False)  # used by run2 (the last run)
+    monkeypatch.setenv("LRBOOK_PROFILE", "no-such-profile")
+    measure("fake", slow, {"a": 3}, _job(5), progress=False)  # used by a profile that is gone
+    with open_store() as st:
+        st.finish_run("smoke", "mnist_inspheres", "run2")
+        assert st.prune(["smoke", "default"], dry_run=True) == 3 + 5
+        assert st.count() == 12
+    assert main(["--root", str(REPO), "store", "--prune"]) == 0
+    text = capsys.readouterr().out
+    assert "deleted 8 entries" in text and "4 entries" in text
+    assert "mnist_inspheres" in text and "fake" in text
+    with open_store() as st:
+        assert st.count() == 4
+        (out,) = measure("fake", slow, {"a": 2}, _job(4), progress=False)
+    assert _last().computed == 0 and out == {i: i * 10 + 1.0 for i in range(4)}
