@@ -42,7 +42,7 @@ import paper_regions  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from lrtools.analyses.angles import region_angles  # noqa: E402
-from lrtools.analyses.boundary import region_inradii  # noqa: E402
+from lrtools.analyses.boundary import class_means, region_inradii  # noqa: E402
 from lrtools.analyses.class_regions import class_regions_point  # noqa: E402
 from lrtools.analyses.nonredundant import nonredundant_region  # noqa: E402
 from lrtools.analyses.surrounding import surrounding_point  # noqa: E402
@@ -67,10 +67,11 @@ def _per_point(fn, points) -> tuple[float, float]:
 
 def measure_mnist(n: int) -> dict[str, tuple[float, float]]:
     net = paper_regions.mnist_mlp("vanilla", trained=True)
-    X = paper_regions.mnist_points(n)
-    y = np.argmax(net(torch.tensor(X, dtype=torch.float32)).detach().numpy(), axis=1)
+    X_all, y_all = paper_regions.mnist_test_images()
+    X, y = X_all[8000 : 8000 + n], y_all[8000 : 8000 + n]  # not used for training
+    means = class_means(X_all, y_all, 10)  # Section 3.2: class means of the test set
     out = {}
-    t = _cpu(region_inradii, net, X, y, n_jobs=1, progress=False)
+    t = _cpu(region_inradii, net, X, y, means=means, n_jobs=1, progress=False)
     out["mnist_inspheres"] = (t[0] / n, t[1] / n)
     out["mnist_decision"] = _per_point(lambda x: class_regions_point(net, x), X)
     out["mnist_angles"] = _per_point(lambda x: region_angles(net, x), X)
@@ -84,7 +85,9 @@ def measure_cifar(n: int, classes: int) -> dict[str, tuple[float, float]]:
     X = paper_regions.cifar_points(n)
     y = np.argmax(net(torch.tensor(X, dtype=torch.float32)).detach().numpy(), axis=1)
     out = {}
-    t = _cpu(region_inradii, net, X, y, n_jobs=1, progress=False)
+    # decision targets need a pool of every class: stand-in class means (the cost is the same)
+    means = paper_regions.cifar_points(10, seed=1)
+    t = _cpu(region_inradii, net, X, y, means=means, n_jobs=1, progress=False)
     out["cifar_inspheres"] = (t[0] / n, t[1] / n)
 
     def decision(x):

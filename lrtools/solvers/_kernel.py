@@ -231,7 +231,7 @@ def weighted_gram(B: np.ndarray, w: np.ndarray, *, out: np.ndarray | None = None
     if keep is None:
         np.multiply(B, root[:, None], out=Wk)
     else:
-        np.take(B, keep, axis=0, out=Wk)
+        np.take(B, keep, axis=0, out=Wk, mode="clip")  # "raise" would buffer a copy
         Wk *= root[:, None]
     return blas.dsyrk(1.0, Wk.T, beta=beta, c=out, trans=0, lower=0, overwrite_c=1)
 
@@ -343,6 +343,11 @@ class NormalMatrix:
         return self._norms2
 
     # ---- the kernel
+    def prepare_reduction(self) -> None:
+        """Build the caches of reduced updates (row norms, squared entries) now, once."""
+        self.row_norms2()
+        self._squares()
+
     def heaviest(self, d: np.ndarray, n_keep: int) -> np.ndarray | None:
         """Indices (into the dense block) of the ``n_keep`` dense rows of largest weight
         ``d_i ||g_i||^2``, or None when every dense row is kept."""
@@ -386,7 +391,7 @@ class NormalMatrix:
         n = self.shape[1]
         if self.sparse_idx.size:
             ds = d[self.sparse_idx]
-            np.take(ds, self.GsT.indices, out=self._wbuf)
+            np.take(ds, self.GsT.indices, out=self._wbuf, mode="clip")
             np.multiply(self.GsT.data, self._wbuf, out=self._GsT_w.data)
             P = self._GsT_w @ self.Gs  # sparse n x n; added into M without a dense temporary
             if _csr_add_into is not None:

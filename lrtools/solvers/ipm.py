@@ -117,6 +117,8 @@ class _Newton:
 
     def __init__(self, rows: NormalMatrix, n_keep: int | None, info: dict) -> None:
         self.rows, self.n_keep, self.info = rows, n_keep, info
+        if n_keep is not None and n_keep < rows.dense_idx.size:
+            rows.prepare_reduction()
         self.F = None
         self.d = None
         self.reduced = False
