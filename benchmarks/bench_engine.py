@@ -203,16 +203,22 @@ def bench_eq6(name, regions, args, rates):
             return orig(*a, **k)
 
         wrapped.cb = None
+        ratios = mp._POLISH_RATIOS
         mp._best_certificate = wrapped
+
+        def run(cb):
+            wrapped.cb = cb
+            mp.max_log_prob_ipm(poly, W, c, 0, x_star=region.x_star, x_in=x_in)
+
         try:
-            def run(cb):
-                wrapped.cb = cb
-                mp.max_log_prob_ipm(poly, W, c, 0, x_star=region.x_star, x_in=x_in)
-            peak = _max_alloc_per_iteration(run)
+            for label in ("with certificate polishing", "Newton step only (no polishing)"):
+                peak = _max_alloc_per_iteration(run)
+                print(f"  largest fresh allocation in one iteration, {label}: "
+                      f"{peak / 2**20:.1f} MiB = {peak / (8 * n * n):.1%} of the {n} x {n} "
+                      "Newton matrix")
+                mp._POLISH_RATIOS = ()
         finally:
-            mp._best_certificate = orig
-        print(f"  largest fresh allocation in one iteration: {peak / 2**20:.1f} MiB = "
-              f"{peak / (8 * n * n):.1%} of the {n} x {n} Newton matrix")
+            mp._best_certificate, mp._POLISH_RATIOS = orig, ratios
     return out
 
 
@@ -259,6 +265,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default=None, help="None (numpy), cpu or cuda (torch)")
     p.add_argument("--cnn", action="store_true", help="also a CIFAR-size Table 3 CNN region")
+    p.add_argument("--skip-mnist", action="store_true", help="only the CNN region (with --cnn)")
     p.add_argument("--alloc", action="store_true", help="measure allocations per iteration")
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--skip-redundancy", action="store_true")
@@ -272,34 +279,44 @@ def main() -> None:
     print(f"uptime: {os.popen('uptime').read().strip()}")
     print(f"threads per solve: {args.threads}; device: {args.device or 'numpy'}")
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        t0 = time.perf_counter()
-        net = paper_regions.mnist_mlp("vanilla", trained=True)
-        pts = paper_regions.mnist_points(args.n_regions)
-        regions = [linear_region(net, x) for x in pts]
-        print(f"MNIST model trained and {len(regions)} regions built in "
-              f"{time.perf_counter() - t0:.1f} s ({regions[0].polytope.n_rows} rows, d = 784)")
-        rates = kernel_rates(3072, 785)
-        rates_eq6 = kernel_rates(3072, 784)
-        print(f"kernel rates now: dsyrk 3072 x 785: {rates['syrk_s'] * 1e3:.1f} ms "
-              f"({rates['syrk_gflops']:.1f} GFLOP/s); dpotrf 785: {rates['potrf_s'] * 1e3:.1f} ms "
-              f"({rates['potrf_gflops']:.1f} GFLOP/s)")
-        bench_insphere("MNIST MLP", net, regions, args, rates, args.ref_regions)
-        bench_margin("MNIST MLP", regions, args)
-        bench_eq6("MNIST MLP", regions, args, rates_eq6)
-        if not args.skip_redundancy:
-            bench_redundancy("MNIST MLP", regions)
+        if not args.skip_mnist:
+            bench_mnist(args)
         if args.cnn:
-            cnn = paper_regions.cifar_cnn("vanilla")
-            creg = [linear_region(cnn, x) for x in paper_regions.cifar_points(1)]
-            A = creg[0].polytope.A
-            n_dense = int(np.sum((A != 0).sum(axis=1) > 0.05 * A.shape[1]))
-            crates = kernel_rates(max(n_dense, 1), 3073)
-            print(f"\nCNN region: {creg[0].polytope.n_rows} rows ({n_dense} dense), d = 3072; "
-                  f"dsyrk {n_dense} x 3073: {crates['syrk_s']:.2f} s, dpotrf 3073: "
-                  f"{crates['potrf_s']:.2f} s")
-            bench_insphere("CIFAR CNN", cnn, creg, args, crates, args.ref_regions)
-            bench_eq6("CIFAR CNN", creg, argparse.Namespace(**{**vars(args), "classes": 1}),
-                      crates)
+            bench_cnn(args)
+
+
+def bench_mnist(args) -> None:
+    """Every program on trained paper-size MNIST regions."""
+    t0 = time.perf_counter()
+    net = paper_regions.mnist_mlp("vanilla", trained=True)
+    regions = [linear_region(net, x) for x in paper_regions.mnist_points(args.n_regions)]
+    print(f"MNIST model trained and {len(regions)} regions built in "
+          f"{time.perf_counter() - t0:.1f} s ({regions[0].polytope.n_rows} rows, d = 784)")
+    rates = kernel_rates(3072, 785)
+    rates_eq6 = kernel_rates(3072, 784)
+    print(f"kernel rates now: dsyrk 3072 x 785: {rates['syrk_s'] * 1e3:.1f} ms "
+          f"({rates['syrk_gflops']:.1f} GFLOP/s); dpotrf 785: {rates['potrf_s'] * 1e3:.1f} ms "
+          f"({rates['potrf_gflops']:.1f} GFLOP/s)")
+    bench_insphere("MNIST MLP", net, regions, args, rates, args.ref_regions)
+    bench_margin("MNIST MLP", regions, args)
+    bench_eq6("MNIST MLP", regions, args, rates_eq6)
+    if not args.skip_redundancy:
+        bench_redundancy("MNIST MLP", regions)
+
+
+def bench_cnn(args) -> None:
+    """The insphere and one class of eq. 6 on a CIFAR-size Table 3 CNN region."""
+    cnn = paper_regions.cifar_cnn("vanilla")
+    creg = [linear_region(cnn, x) for x in paper_regions.cifar_points(1)]
+    A = creg[0].polytope.A
+    nnz = np.diff(A.tocsr().indptr) if hasattr(A, "tocsr") else (A != 0).sum(axis=1)
+    n_dense = int(np.sum(nnz > 0.05 * A.shape[1]))
+    crates = kernel_rates(max(n_dense, 1), 3073)
+    print(f"\nCNN region: {creg[0].polytope.n_rows} rows ({n_dense} dense), d = 3072; "
+          f"dsyrk {n_dense} x 3073: {crates['syrk_s']:.2f} s, dpotrf 3073: "
+          f"{crates['potrf_s']:.2f} s")
+    bench_insphere("CIFAR CNN", cnn, creg, args, crates, args.ref_regions)
+    bench_eq6("CIFAR CNN", creg, argparse.Namespace(**{**vars(args), "classes": 1}), crates)
 
 
 if __name__ == "__main__":
