@@ -131,7 +131,7 @@ def bench_insphere(name, net, regions, args, rates, ref_regions):
             continue
         fast_times.append(t)
         it = res.info["iterations"]
-        rows_used = res.info.get("n_keep") or res.info["n_dense_rows"]
+        rows_used = min(res.info.get("n_keep") or np.inf, res.info["n_dense_rows"])
         lim = _limit(it, rows_used, rates)
         pat = activation_patterns(net, res.center.reshape(1, *region.input_shape))[0]
         gflop = (rows_used * rates["n"] ** 2 + rates["n"] ** 3 / 3) / 1e9
@@ -177,7 +177,7 @@ def bench_eq6(name, regions, args, rates):
             print(f"  class {t}: FAILED {err}")
             continue
         it = res.info["iterations"]
-        lim = _limit(it, min(res.info["n_keep"], poly.n_rows), rates)
+        lim = _limit(it, min(res.info["n_keep"], rates["rows"]), rates)
         print(f"  class {t}: ipm {dt:6.2f} s, {it} it ({res.info['n_exact_newton']} exact redo), "
               f"kernel limit {lim:5.2f} s ({lim / dt:4.0%}), log p = {res.log_prob:.10g}, "
               f"gap {res.gap:.1e}, min slack {res.min_slack:.1e}")
