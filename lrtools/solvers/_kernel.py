@@ -56,6 +56,7 @@ __all__ = [
 
 #: Accepted values of ``device`` (``None``: numpy/LAPACK on the CPU).
 DEVICES = (None, "numpy", "cpu", "cuda")
+_SPARSE_BLOCKS = 8  # column blocks of the sparse product (bounds its fresh allocation)
 _MAX_REGULARIZATIONS = 9  # one plain try and eight growing shifts
 _STEP_TO_BOUNDARY = 0.99
 
@@ -231,7 +232,7 @@ def weighted_gram(B: np.ndarray, w: np.ndarray, *, out: np.ndarray | None = None
     if keep is None:
         np.multiply(B, root[:, None], out=Wk)
     else:
-        np.take(B, keep, axis=0, out=Wk)
+        np.take(B, keep, axis=0, out=Wk, mode="clip")  # "raise" would buffer a copy
         Wk *= root[:, None]
     return blas.dsyrk(1.0, Wk.T, beta=beta, c=out, trans=0, lower=0, overwrite_c=1)
 
@@ -319,8 +320,17 @@ class NormalMatrix:
         self.Gs = Gs[np.flatnonzero(~narrow)]
         self.GsT = self.Gs.T.tocsr()
         self.GsT.sort_indices()
-        self._GsT_w = self.GsT.copy()  # same pattern; data rewritten with d at every update
         self._wbuf = np.empty(self.GsT.nnz)
+        # column blocks of G_s^T D G_s: row blocks of G_s^T with their own data buffers, so that
+        # each sparse product (the only fresh allocation of an update) is a fraction of P
+        n_blocks = int(min(_SPARSE_BLOCKS, max(1, self.GsT.shape[0])))
+        edges = np.linspace(0, self.GsT.shape[0], n_blocks + 1).astype(np.intp)
+        self._blocks = []
+        for r0, r1 in zip(edges[:-1], edges[1:], strict=True):
+            if r1 > r0:
+                blk = self.GsT[r0:r1].copy()  # same pattern, data rewritten at every update
+                lo, hi = self.GsT.indptr[r0], self.GsT.indptr[r1]
+                self._blocks.append((r0, r1, blk, slice(lo, hi)))
 
     # ---- products with G
     def matvec(self, y: np.ndarray) -> np.ndarray:
@@ -343,6 +353,11 @@ class NormalMatrix:
         return self._norms2
 
     # ---- the kernel
+    def prepare_reduction(self) -> None:
+        """Build the caches of reduced updates (row norms, squared entries) now, once."""
+        self.row_norms2()
+        self._squares()
+
     def heaviest(self, d: np.ndarray, n_keep: int) -> np.ndarray | None:
         """Indices (into the dense block) of the ``n_keep`` dense rows of largest weight
         ``d_i ||g_i||^2``, or None when every dense row is kept."""
@@ -386,14 +401,16 @@ class NormalMatrix:
         n = self.shape[1]
         if self.sparse_idx.size:
             ds = d[self.sparse_idx]
-            np.take(ds, self.GsT.indices, out=self._wbuf)
-            np.multiply(self.GsT.data, self._wbuf, out=self._GsT_w.data)
-            P = self._GsT_w @ self.Gs  # sparse n x n; added into M without a dense temporary
-            if _csr_add_into is not None:
-                P = P.tocsr()
-                _csr_add_into(n, n, P.indptr, P.indices, P.data, M.T)
-            else:  # pragma: no cover
-                M += P.toarray()
+            np.take(ds, self.GsT.indices, out=self._wbuf, mode="clip")
+            np.multiply(self.GsT.data, self._wbuf, out=self._wbuf)
+            MT = M.T  # C-contiguous view: rows r0:r1 of M.T are columns r0:r1 of M
+            for r0, r1, blk, nz in self._blocks:
+                blk.data[:] = self._wbuf[nz]
+                P = (blk @ self.Gs).tocsr()  # rows r0:r1 of the sparse product
+                if _csr_add_into is not None:
+                    _csr_add_into(r1 - r0, n, P.indptr, P.indices, P.data, MT[r0:r1])
+                else:  # pragma: no cover
+                    MT[r0:r1] += P.toarray()
         diagonal = np.zeros(n) if diag is None else np.array(diag, dtype=np.float64)
         if self.narrow_idx.size:
             dn = d[self.narrow_idx]

@@ -10,10 +10,12 @@ Solves
 
 with Mehrotra's predictor-corrector method from an infeasible start. Each iteration solves
 the normal equations :math:`G^T D G\,\Delta y = \text{rhs}`, :math:`D = \Lambda S^{-1}`, with a
-dense Cholesky factorisation (LAPACK). The rows of ``G`` are split once into sparse rows (kept in
-CSR form; their part of :math:`G^T D G` is a sparse product) and dense rows (a BLAS ``syrk``),
-so constraint matrices that mix sparse convolution rows with dense fully-connected rows
-(CNN regions, Appendix E of [1]) and polytopes with many box rows stay fast.
+dense Cholesky factorisation (LAPACK), both from the shared kernels of
+:mod:`lrtools.solvers._kernel`: the rows of ``G`` are split once into dense rows (a BLAS
+``syrk``), sparse rows (CSR; their part of :math:`G^T D G` is added in place) and box rows (a
+diagonal and border), so constraint matrices that mix sparse convolution rows with dense
+fully-connected rows (CNN regions, Appendix E of [1]) and polytopes with many box rows stay
+fast. ``n_keep`` builds the matrix from the heaviest dense rows only (constraint reduction).
 
 The method never claims success unless, at the returned pair :math:`(y, \lambda)`,
 
@@ -117,6 +119,8 @@ class _Newton:
 
     def __init__(self, rows: NormalMatrix, n_keep: int | None, info: dict) -> None:
         self.rows, self.n_keep, self.info = rows, n_keep, info
+        if n_keep is not None and n_keep < rows.dense_idx.size:
+            rows.prepare_reduction()
         self.F = None
         self.d = None
         self.reduced = False

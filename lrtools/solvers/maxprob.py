@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 from scipy import sparse
+from scipy.linalg import blas
 from scipy.sparse.linalg import lsqr
 from scipy.special import logsumexp, softmax
 
@@ -521,7 +522,7 @@ class _Problem:
         y[self.t] -= 1.0
         Wp = self.W.T @ p
         H = np.matmul(self.W.T * p, self.W, out=self._H)
-        H -= np.outer(Wp, Wp)
+        blas.dger(-1.0, Wp, Wp, a=H.T, overwrite_a=1)  # H -= Wp Wp^T in place (H symmetric)
         return self.W.T @ y, H
 
     def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int):
@@ -848,6 +849,8 @@ def max_log_prob_ipm(
     if n_keep is None:
         all_dense = prob.n_dense == prob.m
         n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
+    if n_keep < prob.n_dense:
+        prob.rows.prepare_reduction()
     with blas_threads(threads):
         x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
     x, info["pulled"] = _pull_inside(poly, x, x_in)  # a no-op unless a slack is ~0
@@ -866,9 +869,10 @@ def max_log_prob_ipm(
     )
 
 
-def _factor(K):
-    """The kernel's regularised Cholesky factor of K; SolverError if it stays singular."""
-    F = cholesky(K, max_tries=13)
+def _factor(K, work=None):
+    """The kernel's regularised Cholesky factor of K (computed in ``work``, preallocated);
+    SolverError if it stays singular."""
+    F = cholesky(K, work=work, max_tries=13)
     if F is None:
         raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
     return F
@@ -894,7 +898,7 @@ def _direction(prob: _Problem, g, H, s, lam, n_keep, mu_floor=0.0):
     """
     n = s.size
     mu = s @ lam / n
-    cf = _factor(prob.normal_matrix(H, lam / s, n_keep))
+    cf = _factor(prob.normal_matrix(H, lam / s, n_keep), prob.rows.work)
 
     def solve(r):
         dx = cf.solve(-g + prob.GT(lam - r / s))
