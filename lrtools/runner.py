@@ -59,6 +59,7 @@ __all__ = [
     "chapters",
     "execute_chapter",
     "build_book",
+    "computed_points_line",
     "main",
 ]
 
@@ -568,16 +569,32 @@ def _use_scheduler(root: Path, args: argparse.Namespace) -> None:
         print(f"[lrbook] per-point work on the Dask scheduler {address}", flush=True)
 
 
+def computed_points_line(since: float) -> str:
+    """The build's closing line: how many per-point results it computed (entries written to
+    the result store since ``since``); a rebuild with unchanged parameters computes none."""
+    from .store import open_store, store_path
+
+    path = store_path()
+    n = 0
+    if path.exists():
+        with open_store(path) as store:
+            n = store.written_since(since)
+    if n == 0:
+        return "[lrbook] this build computed no point: every per-point result came from the store"
+    return f"[lrbook] this build computed {n:,} per-point results (now in the store)"
+
+
 def _cmd_build(args: argparse.Namespace) -> None:
     root = Path(args.root).resolve() if args.root else project_root()
     profile = load_profile(root, args.profile)
     _use_scheduler(root, args)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     for chapter, params in profile.items():
         t = time.perf_counter()
         print(f"[lrbook] executing {chapter} (profile {args.profile}) ...", flush=True)
         execute_chapter(root, chapter, params, args.profile, log_output=args.verbose)
         print(f"[lrbook] {chapter} done in {time.perf_counter() - t:.1f} s", flush=True)
+    print(computed_points_line(started), flush=True)
     if not args.no_html:
         index = build_book(root)
         print(f"[lrbook] book built in {time.perf_counter() - t0:.1f} s: {index}")

@@ -183,6 +183,12 @@ class Store:
             f"{_fix(self.path)}"
         )
 
+    def written_since(self, since: float) -> int:
+        """How many entries were written at or after ``since`` (seconds since the epoch): the
+        points a build computed (the runner's closing line)."""
+        return int(self._fetch("SELECT COUNT(*) FROM points WHERE created >= ?",
+                               (float(since),))[0][0])  # fmt: skip
+
     def register_settings(self, kind: str, settings: Mapping[str, Any]) -> str:
         """Record ``settings`` in clear and return their key."""
         key = param_key({"kind": kind, **settings})

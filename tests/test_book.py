@@ -123,11 +123,13 @@ def test_pages_carry_computed_notes_and_no_local_paths(smoke_book):
         assert "/tmp/" not in re.sub(r"<script.*?</script>", "", text, flags=re.S), page.name
 
 
-def test_rebuild_with_the_same_parameters_loads_from_the_cache(smoke_book, monkeypatch):
+def test_rebuild_with_the_same_parameters_loads_from_the_cache(smoke_book, monkeypatch, capsys):
     root, env = smoke_book
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert main(["--root", str(root), "build", "--profile", "smoke", "--no-html"]) == 0
+    out = capsys.readouterr().out
+    assert "this build computed no point" in out, out[-2000:]
     again = nbformat.read(root / "book" / "chapters" / "toy_spirals.ipynb", as_version=4)
     text = "".join(json.dumps(o) for c in again.cells if c.cell_type == "code" for o in c.outputs)
     assert "yes" in text or "True" in text  # "loaded from cache" column

@@ -96,6 +96,15 @@ def test_rerun_computes_nothing_and_more_points_compute_only_the_new(fakepkg):
     assert _last().computed == 3
     with open_store() as st:
         assert st.count("fake") == 13
+    # the runner's closing line counts what a build wrote
+    from lrtools.runner import computed_points_line
+
+    since = time.time()
+    measure("fake", slow, {"a": 1}, _job(10), progress=False)
+    assert computed_points_line(since).endswith("computed no point: every per-point result "
+                                                "came from the store")
+    measure("fake", slow, {"a": 1}, _job(12), progress=False)
+    assert "computed 2 per-point results" in computed_points_line(since)
 
 
 def test_changed_code_in_the_import_closure_recomputes(fakepkg):
