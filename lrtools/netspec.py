@@ -47,7 +47,7 @@ import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,8 @@ from torch import nn
 from ._forward import SUPPORTED_LAYERS, has_batchnorm, input_spec, layer_infos, leaf_layers
 from .cache import atomic_write, cache_path
 from .datasets.base import Dataset
-from .exceptions import CacheError, InputShapeError, SpecError, UnsupportedModelError
-from .training import TrainConfig, TrainedModel, accuracy, train_network
+from .exceptions import InputShapeError, SpecError, UnsupportedModelError
+from .training import TrainConfig, TrainedModel, accuracy, train_cached
 
 __all__ = [
     "SpecError",
@@ -698,35 +698,19 @@ def train_spec(
 ) -> TrainedModel:
     """Train the spec on ``data`` with ``config`` (a :class:`~lrtools.training.TrainConfig`).
 
-    The training loop is :func:`lrtools.training.train_network`, that of
+    The training loop and its cache are :func:`lrtools.training.train_cached`, those of
     :func:`~lrtools.training.fit` (Adam, early stopping on a validation split, best weights
     restored; Section 3.1), started from :meth:`NetSpec.build` seeded by ``config.seed``. The
-    weights are cached under a hash of the spec, the configuration and the data's fingerprint.
+    weights are cached under a hash of the spec, the configuration, the data's fingerprint and
+    the training code.
 
     Returns
     -------
     lrtools.training.TrainedModel
     """
     check_fits(spec, data)
-    params = {"netspec": spec.to_dict(), "config": asdict(config), "data": data.fingerprint(),
-              "torch": torch.__version__.split("+")[0], "format": 1}  # fmt: skip
-    path = cache_path("models", params, "pt")
     model = spec.build(seed=config.seed).train()
-    if use_cache and path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-            model.load_state_dict(blob["state_dict"])
-            history = pd.DataFrame(blob["history"])
-        except Exception as exc:
-            raise CacheError(
-                f"cached model {path} is unreadable ({type(exc).__name__}: {exc}). Delete that "
-                "file and run again to retrain it."
-            ) from exc
-        return _trained(model, history, data, path, True)
     if has_batchnorm(model) and config.batch_size < 2:
         raise SpecError("a spec with batchnorm needs batch_size >= 2 to train.")
-    history = train_network(model, data, config, progress=progress)
-    if use_cache:
-        blob = {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
-        atomic_write(path, lambda p: torch.save(blob, p))
-    return _trained(model, history, data, path, False)
+    return train_cached(model, data, config, {"netspec": spec.to_dict(), "format": 1},
+                        use_cache=use_cache, progress=progress)  # fmt: skip

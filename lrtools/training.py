@@ -27,7 +27,7 @@ from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
 from .progress import bar as progress_bar
 
-__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "train_network", "accuracy"]
+__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "train_cached", "accuracy"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -257,36 +257,23 @@ def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
     return pd.DataFrame(rows)
 
 
-def train_network(
-    model: nn.Sequential, data: Dataset, config: TrainConfig, *, progress: bool = True
-) -> pd.DataFrame:
-    """Train ``model`` in place with the loop of :func:`fit`, without its cache.
-
-    Adam (or SGD) on a seeded subset and validation split of ``data``'s training set, early
-    stopping on the validation loss with the best weights restored (Section 3.1); the model is
-    left in eval mode. For networks that no :class:`ModelSpec` describes (e.g. a YAML spec of
-    :mod:`lrtools.netspec`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The history, one row per epoch (see :class:`TrainedModel`).
-    """
-    return _train(model, data, config, progress)
-
-
-def fit(
-    spec: ModelSpec,
+def train_cached(
+    model: nn.Sequential,
     data: Dataset,
     config: TrainConfig,
+    key: dict,
     *,
     use_cache: bool = True,
     progress: bool = True,
 ) -> TrainedModel:
-    """Train ``spec`` on ``data`` with ``config``, or load it from the cache.
+    """Train ``model`` in place with the loop of :func:`fit`, or load its weights from the cache.
 
-    The cache key hashes every field of ``spec`` and ``config`` and the data's fingerprint, so
-    changing any of them retrains, and nothing else does.
+    Adam (or SGD) on a seeded subset and validation split of ``data``'s training set, early
+    stopping on the validation loss with the best weights restored (Section 3.1). The cache
+    key is ``key`` (what describes the network and its training) plus the data's fingerprint,
+    the torch version and the identity of the training code (:func:`lrtools.store.code_identity`
+    of :func:`fit`), so a change to any of them retrains. :func:`fit` and
+    :func:`lrtools.netspec.train_spec` both train through here.
 
     Raises
     ------
@@ -294,15 +281,13 @@ def fit(
         If a cached entry exists but cannot be loaded (the message names the file to delete).
     """
     params = {
-        "spec": asdict(spec),
+        **key,
         "config": asdict(config),
         "data": data.fingerprint(),
         "torch": torch.__version__.split("+")[0],
-        "format": 2,  # bump when the network a spec builds changes (2: Flatten before MLPs)
         "code": code_identity(fit),  # the training code and its lrtools imports (lrtools.store)
     }
     path = cache_path("models", params, "pt")
-    model = spec.build(data.input_shape, data.n_classes)
     if use_cache and path.exists():
         try:
             blob = torch.load(path, weights_only=True)
@@ -322,3 +307,28 @@ def fit(
         blob = {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
         atomic_write(path, lambda p: torch.save(blob, p))
     return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), False, str(path))
+
+
+def fit(
+    spec: ModelSpec,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> TrainedModel:
+    """Train ``spec`` on ``data`` with ``config``, or load it from the cache.
+
+    The cache key hashes every field of ``spec`` and ``config``, the data's fingerprint and the
+    training code's identity (:func:`train_cached`), so changing any of them retrains, and
+    nothing else does.
+
+    Raises
+    ------
+    CacheError
+        If a cached entry exists but cannot be loaded (the message names the file to delete).
+    """
+    key = {"spec": asdict(spec),
+           "format": 2}  # bump when the network a spec builds changes (2: Flatten before MLPs)
+    return train_cached(spec.build(data.input_shape, data.n_classes), data, config, key,
+                        use_cache=use_cache, progress=progress)  # fmt: skip
