@@ -45,6 +45,7 @@ __all__ = [
     "REPRODUCED",
     "NOT_REPRODUCED",
     "INCONCLUSIVE",
+    "percentile_interval",
 ]
 
 _MAX_CELLS = 4_000_000  # resampled values held at once (n_boot rows x n columns)
@@ -139,7 +140,9 @@ def _indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     return rng.integers(0, n, size=(n_boot, n))
 
 
-def _interval(boots: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(boots: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval at ``level`` of bootstrap statistics ``boots`` (every resample's
+    statistic must be finite, else ValueError); the one interval rule of the scorecards."""
     if not np.all(np.isfinite(boots)):
         raise ValueError(
             f"the statistic is not finite on {int((~np.isfinite(boots)).sum())} resample(s) "
@@ -207,7 +210,7 @@ def bootstrap_ci(
     x, dropped = _clean(values, "values", nan_policy)
     rng = np.random.default_rng(seed)
     boots = _boot_stats(x, statistic, _indices(rng, x.size, int(n_boot)))
-    low, high = _interval(boots, float(level))
+    low, high = percentile_interval(boots, float(level))
     return BootstrapCI(
         float(statistic(x)), low, high, float(level), int(n_boot), (x.size,), (dropped,)
     )
@@ -285,7 +288,7 @@ def compare(
     xb, db = _clean(b, "b", nan_policy)
     sa = _boot_stats(xa, statistic, _indices(rng, xa.size, int(n_boot)))
     sb = _boot_stats(xb, statistic, _indices(rng, xb.size, int(n_boot)))
-    low, high = _interval(_combine(sa, sb, kind), float(level))
+    low, high = percentile_interval(_combine(sa, sb, kind), float(level))
     est = float(_combine(statistic(xa), statistic(xb), kind))
     return BootstrapCI(est, low, high, float(level), int(n_boot), (xa.size, xb.size), (da, db))
 
@@ -295,7 +298,7 @@ def _compare_reference(a, ref, statistic, kind, n_boot, level, rng, nan_policy) 
         raise ValueError(f"the reference value b == {ref} must be finite (and non-zero for ratio).")
     xa, da = _clean(a, "a", nan_policy)
     sa = _boot_stats(xa, statistic, _indices(rng, xa.size, n_boot))
-    low, high = _interval(_combine(sa, ref, kind), level)
+    low, high = percentile_interval(_combine(sa, ref, kind), level)
     est = float(_combine(statistic(xa), ref, kind))
     return BootstrapCI(est, low, high, level, n_boot, (xa.size,), (da,))
 
@@ -312,7 +315,7 @@ def _compare_paired(a, b, statistic, kind, n_boot, level, rng, nan_policy) -> Bo
     xb, _ = _clean(rb[keep], "b", nan_policy)
     idx = _indices(rng, xa.size, n_boot)
     boots = _combine(_boot_stats(xa, statistic, idx), _boot_stats(xb, statistic, idx), kind)
-    low, high = _interval(boots, level)
+    low, high = percentile_interval(boots, level)
     est = float(_combine(statistic(xa), statistic(xb), kind))
     dropped = int((~keep).sum())
     return BootstrapCI(est, low, high, level, n_boot, (xa.size, xb.size), (dropped, dropped))

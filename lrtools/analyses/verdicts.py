@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_choice, check_scalar
-from .scorecard import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, compare
+from .scorecard import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, compare, percentile_interval
 
 __all__ = [
     "MIN_POINTS",
@@ -288,14 +288,7 @@ def _interval(sa, sb, ref, seeds, statistic, paired, n_boot, level, seed) -> tup
                 parts_b.append(sb[k][ib])
         sa_r = float(statistic(np.concatenate(parts_a)))
         boots[r] = sa_r - (ref if ref is not None else float(statistic(np.concatenate(parts_b))))
-    if not np.all(np.isfinite(boots)):
-        raise ValueError(
-            f"the statistic is not finite on {int((~np.isfinite(boots)).sum())} resample(s); "
-            "choose another statistic."
-        )
-    alpha = 1.0 - level
-    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return percentile_interval(boots, level)
 
 
 def decide(
