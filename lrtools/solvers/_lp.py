@@ -17,6 +17,7 @@ a solution that claims success but violates the constraints in float64 is re-lab
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -248,7 +249,9 @@ def _solve_clarabel(c, G, h, b, options) -> LPSolution:
         cons.append(v[np.flatnonzero(hi)] <= b[hi, 1])
     prob = cp.Problem(cp.Minimize(c @ v), cons)
     try:
-        prob.solve(solver=cp.CLARABEL, **options)
+        with warnings.catch_warnings():  # cvxpy's inaccuracy warning: the status is checked
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=cp.CLARABEL, **options)
     except cp.error.SolverError as exc:
         return LPSolution(None, np.zeros(G.shape[0]), np.nan, "solver_error", False, "clarabel",
                           str(exc))

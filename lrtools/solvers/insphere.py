@@ -22,6 +22,7 @@ References
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,7 +126,9 @@ def insphere_cvxpy(poly: Polytope, *, solver: str = "CLARABEL", **solver_opts) -
     prob = cp.Problem(cp.Maximize(r), cons)
     t0 = time.perf_counter()
     try:
-        prob.solve(solver=solver, **solver_opts)
+        with warnings.catch_warnings():  # cvxpy's inaccuracy warning: the status is checked
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=solver, **solver_opts)
     except cp.error.SolverError as exc:
         raise SolverError(
             f"insphere (eq. 5) failed in cvxpy+{solver} on {poly.n_rows} rows x {d} dims: {exc}"

@@ -50,6 +50,7 @@ References
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -726,7 +727,9 @@ def _cvxpy_solve(prob: _Problem, x_star, x_in, gap_tol, active_tol) -> MaxProbRe
     for attempt, opts in enumerate(CLARABEL_ATTEMPTS):
         problem, x, cons = _cvxpy_problem(poly, prob.W, prob.c, t)
         try:
-            problem.solve(solver=cp.CLARABEL, **opts)
+            with warnings.catch_warnings():  # cvxpy's inaccuracy warning: the status is checked
+                warnings.simplefilter("ignore", UserWarning)
+                problem.solve(solver=cp.CLARABEL, **opts)
         except cp.error.SolverError as exc:
             errors.append(f"{opts}: {exc}")
             continue

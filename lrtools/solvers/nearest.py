@@ -58,6 +58,7 @@ References
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -450,7 +451,9 @@ def _with_clarabel_duals(poly, W, c, t, x_star, phi_max, x, x0, lower, info):
             cp.log_sum_exp(z) - z[t] <= phi_max]
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(xv - x_star)), cons)
     try:
-        prob.solve(solver=cp.CLARABEL)
+        with warnings.catch_warnings():  # an inaccurate status is read below, not printed
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as exc:
         info["clarabel"] = f"failed: {exc}"
         return x, lower, "optimal"
@@ -702,7 +705,9 @@ def nearest_optimum_cvxpy(
     statuses = []
     for opts in ({}, *CLARABEL_ATTEMPTS):
         try:
-            prob.solve(solver=cp.CLARABEL, **opts)
+            with warnings.catch_warnings():  # the status is checked below, not printed
+                warnings.simplefilter("ignore", UserWarning)
+                prob.solve(solver=cp.CLARABEL, **opts)
         except cp.error.SolverError as exc:
             statuses.append(f"{opts}: {exc}")
             continue
