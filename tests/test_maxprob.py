@@ -22,6 +22,7 @@ from lrtools.solvers.insphere import insphere_highs
 from lrtools.solvers.maxprob import (
     certify_max_log_prob,
     class_region_exists,
+    margin_bound_from_log_prob,
     max_log_prob,
     max_log_prob_all,
     max_log_prob_cvxpy,
@@ -357,6 +358,49 @@ def test_sign_only_margin_lp_gives_the_full_answer_20d(region_20d):
             assert fast.margin_upper <= -1e-9
         early += fast.by == "lp-sign"
     assert early > 0  # the early stop did happen
+
+
+def test_margin_bound_from_log_prob_by_hand():
+    # K = 2: p_t = sigmoid(s), so log p_t <= L gives exactly s <= logit(e^L)
+    for s in (-3.0, -0.5, 0.0, 0.7):
+        L = -np.log1p(np.exp(-s))
+        assert margin_bound_from_log_prob(L, 2) == pytest.approx(s, abs=1e-12)
+    # K = 10, every competitor tied at margin s: p_t = 1 / (1 + 9 e^{-s}) is the bound's worst case
+    s = -1.25
+    L = -np.log1p(9 * np.exp(-s))
+    assert margin_bound_from_log_prob(L, 10) == pytest.approx(s, abs=1e-12)
+    # p_t = 1/K is the threshold; very negative L keeps its precision (no log(1 - 1))
+    assert margin_bound_from_log_prob(np.log(0.1), 10) == pytest.approx(0.0, abs=1e-12)
+    assert margin_bound_from_log_prob(-800.0, 10) == pytest.approx(np.log(9) - 800.0)
+    assert margin_bound_from_log_prob(0.0, 10) == np.inf
+    with pytest.raises(ValueError, match="at least 2"):
+        margin_bound_from_log_prob(-1.0, 1)
+
+
+def test_eq6_bound_proves_absence_as_the_lp_does_20d(region_20d):
+    """Absence from eq. 6's certified optimum (p_t < 1/K) agrees with the full margin LP, and
+    its margin interval brackets the LP's optimum s*."""
+    _, r = region_20d
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    table = max_log_prob_all(poly, W, c, x_star=r.x_star, method="ipm")
+    n_bound = 0
+    for res in table.results:
+        full = class_region_exists(poly, W, c, res.target, x_star=r.x_star)
+        fast = class_region_exists(poly, W, c, res.target, x_star=r.x_star, witness=res.x,
+                                   sign_only=True, log_prob_upper=res.log_prob + res.gap)
+        assert fast.exists == full.exists and fast.status == full.status
+        assert fast.margin <= full.margin_upper + 1e-9
+        assert fast.margin_upper >= full.margin - 1e-9
+        if fast.by == "eq6-bound":
+            n_bound += 1
+            assert np.exp(res.log_prob + res.gap) < 1 / W.shape[0]
+            assert not fast.exists and fast.margin_upper <= -1e-9
+    assert n_bound > 0  # the shortcut was taken
+    # a bound that proves nothing leaves the LP to decide
+    res = table.results[0]
+    weak = class_region_exists(poly, W, c, res.target, x_star=r.x_star, witness=res.x,
+                               sign_only=True, log_prob_upper=0.0)
+    assert weak.by != "eq6-bound"
 
 
 def test_witness_outside_the_region_is_not_trusted(region_20d):

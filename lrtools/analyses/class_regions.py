@@ -89,14 +89,18 @@ def _classes_of_point(
 
 def _existence(poly, W, c, res, x_star, exact: bool):
     """The exact existence test of one class, or None when skipped (``exact=False``)."""
+    upper = None
     if res.status == "failed":
         witness = None
     elif not exact and not res.reaches_class:
         return None  # x^t is no witness, and the LP is not run
     else:
         witness = res.x
+        if np.isfinite(res.gap) and res.gap >= 0:
+            upper = res.log_prob + res.gap  # certified: p_t < 1/K proves absence, no LP
     return class_region_exists(
-        poly, W, c, res.target, x_star=x_star, witness=witness, sign_only=True
+        poly, W, c, res.target, x_star=x_star, witness=witness, sign_only=True,
+        log_prob_upper=upper,
     )
 
 

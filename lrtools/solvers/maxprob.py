@@ -82,6 +82,7 @@ __all__ = [
     "certify_max_log_prob",
     "class_region_exists",
     "interior_point",
+    "margin_bound_from_log_prob",
     "max_log_prob",
     "max_log_prob_all",
     "max_log_prob_cvxpy",
@@ -243,9 +244,12 @@ class ClassRegionResult:
         (the class region touches the region at most on a set without interior).
     seconds : float
     by : str, default="lp"
-        ``"lp"`` (the margin LP was solved) or ``"witness"`` (a given point inside the region
-        already has a positive margin: existence is proved without the LP, ``margin`` is then
-        only a lower bound on :math:`s^*`, ``margin_upper`` is ``inf`` and ``gap`` NaN).
+        ``"lp"`` (the margin LP was solved), ``"lp-sign"`` (stopped once its sign was
+        certified), ``"witness"`` (a given point inside the region already has a positive
+        margin: existence is proved without the LP, ``margin`` is then only a lower bound on
+        :math:`s^*`, ``margin_upper`` is ``inf`` and ``gap`` NaN) or ``"eq6-bound"`` (absence
+        proved without the LP by the certified optimum of eq. 6, see
+        :func:`margin_bound_from_log_prob`; ``margin`` is the witness's, a lower bound).
     """
 
     target: int
@@ -1159,6 +1163,7 @@ def class_region_exists(
     gap_tol: float = 1e-7,
     method: str = "auto",
     sign_only: bool = False,
+    log_prob_upper: float | None = None,
 ) -> ClassRegionResult:
     r"""Whether class ``t``'s classification region meets the region, by a margin LP.
 
@@ -1191,6 +1196,11 @@ def class_region_exists(
         region in float64 and has margin ``> tol``, class ``t`` exists and the LP is skipped
         (``by="witness"``); otherwise the LP is solved as usual. The answer (exists or not) is
         the same either way; only ``margin`` is then a lower bound instead of :math:`s^*`.
+    log_prob_upper : float, optional
+        A certified upper bound on :math:`\max_{x \in S} \log p_t(x)` over the same region
+        (eq. 6: ``log_prob + gap`` of :func:`max_log_prob`). Where it proves
+        :math:`s^* \le -` ``tol`` (:func:`margin_bound_from_log_prob`), the class is absent
+        and the LP is skipped (``by="eq6-bound"``); otherwise the LP is solved as usual.
     sign_only : bool, default=False
         Stop the interior-point LP as soon as the answer is certified: a feasible iterate with
         margin ``> tol`` (exists), or a weak-duality bound :math:`s^* \le` ``-tol`` (absent).
@@ -1222,6 +1232,8 @@ def class_region_exists(
     check_scalar(gap_tol, "gap_tol", float, min_val=0.0, include_min=False)
     check_choice(method, "method", ("auto", "ipm", "highs", "highs-ds", "highs-ipm"))
     witness = _check_point(poly, witness, "witness")
+    if log_prob_upper is not None:
+        check_scalar(log_prob_upper, "log_prob_upper", (int, float))
     t0 = time.perf_counter()
     if witness is not None and _min_slack(poly, witness) >= 0:
         margin = _margin(W, c, t, witness)
@@ -1230,6 +1242,13 @@ def class_region_exists(
                 t, True, margin, np.inf, witness, np.nan, "exists",
                 time.perf_counter() - t0, by="witness",
             )
+        if log_prob_upper is not None:
+            upper = margin_bound_from_log_prob(float(log_prob_upper), W.shape[0])
+            if upper <= -tol:
+                return ClassRegionResult(
+                    t, False, margin, upper, witness, max(upper - margin, 0.0), "absent",
+                    time.perf_counter() - t0, by="eq6-bound",
+                )
     obj, G, h, bounds = _margin_lp(poly, W, c, t)
     stop = _sign_stop(obj, G, h, bounds, poly, W, c, t, tol) if sign_only else None
     try:
@@ -1256,6 +1275,30 @@ def class_region_exists(
         t, status == "exists", margin, upper, x, max(gap, 0.0), status, time.perf_counter() - t0,
         by="lp-sign" if res.status == "stopped" else "lp",
     )
+
+
+def margin_bound_from_log_prob(log_prob_upper: float, n_classes: int) -> float:
+    r"""Upper bound on the margin LP's optimum :math:`s^*` from an upper bound on eq. (6).
+
+    At any :math:`x` with margin :math:`s = z_t - \max_{j \ne t} z_j`,
+    :math:`p_t(x) = 1 / (1 + \sum_{j \ne t} e^{z_j - z_t}) \ge 1 / (1 + (K - 1) e^{-s})`.
+    So if :math:`\log p_t \le L` on the whole region (:math:`P = e^L < 1`),
+
+    .. math::
+
+        s^* \le \log \frac{(K - 1) P}{1 - P},
+
+    which is negative exactly when :math:`P < 1/K`: a class whose most probable point (eq. 6)
+    has :math:`p_t < 1/K` cannot be the argmax anywhere in the region. Returns ``inf`` when
+    :math:`P \ge 1` (no information). Computed with ``log1p``/``expm1`` so that very negative
+    :math:`L` keeps full relative precision.
+    """
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}.")
+    if not log_prob_upper < 0.0:
+        return np.inf
+    # log(P / (1 - P)) = L - log(1 - e^L) = L - log(-expm1(L))
+    return float(np.log(n_classes - 1) + log_prob_upper - np.log(-np.expm1(log_prob_upper)))
 
 
 def _sign_stop(obj, G, h, bounds, poly, W, c, t, tol):
