@@ -292,3 +292,25 @@ def test_stalled_ipm_is_certified_with_clarabel_duals(small_region):
     assert rescued >= 1, "Clarabel's multipliers certified no early-stopped class"
 
 
+
+
+def test_the_rescue_is_skipped_above_its_size_and_the_error_says_so(small_region, monkeypatch):
+    """``clarabel_duals=None`` tries Clarabel only up to RESCUE_MAX_SIZE: above it a stall is
+    raised at once (no cvxpy solve), naming the rule and how to force the rescue."""
+    import lrtools.solvers.nearest as nearest_mod
+
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    assert poly.n_rows * poly.dim <= nearest_mod.RESCUE_MAX_SIZE  # small: rescue tried
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    monkeypatch.setattr(nearest_mod, "RESCUE_MAX_SIZE", poly.n_rows * poly.dim - 1)
+    calls = []
+    monkeypatch.setattr(nearest_mod, "_with_clarabel_duals",
+                        lambda *a, **k: calls.append(1) or (a[6], a[8], "optimal"))
+    with pytest.raises(SolverError, match="not tried .*RESCUE_MAX_SIZE.*clarabel_duals=True"):
+        nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=1)
+    assert calls == []
+    with pytest.raises(SolverError, match="also with Clarabel's multipliers"):
+        nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap, max_iter=1,
+                        clarabel_duals=True)
+    assert calls == [1]  # forced: tried even above the size

@@ -71,12 +71,18 @@ from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
 
-__all__ = ["NearestResult", "nearest_optimum", "nearest_optimum_cvxpy", "certify_nearest"]
+__all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
+           "nearest_optimum_cvxpy"]
 
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
 _STEP = 0.99  # fraction of the step to the boundary
 _STALL = 15  # iterations without halving the certified gap before giving up
 _CONSISTENCY = 1e-8  # accepted |log_prob - log p_t(x_opt)| relative to 1 + |log_prob|
+#: Largest ``n_rows * dim`` for which ``clarabel_duals=None`` tries Clarabel's multipliers after
+#: a stall. On paper-size MNIST regions (3,072 rows x 784 dims, 2.4e6) one cvxpy + Clarabel
+#: solve took 55-100 s and closed the gap in none of the stalls tried (README, engine section),
+#: while it is what rescues stalls on small regions (tests/test_nearest.py).
+RESCUE_MAX_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -321,7 +327,7 @@ def nearest_optimum(
     x_in: np.ndarray | None = None,
     max_iter: int = 150,
     active_tol: float = 1e-6,
-    clarabel_duals: bool = True,
+    clarabel_duals: bool | None = None,
 ) -> NearestResult:
     r"""The point of the region nearest :math:`x^*` whose :math:`\log p_t` is optimal up to ``tol``.
 
@@ -366,12 +372,14 @@ def nearest_optimum(
     max_iter : int, default=150
     active_tol : float, default=1e-6
         Distance below which a row or box face counts as active.
-    clarabel_duals : bool, default=True
+    clarabel_duals : bool or None, default=None
         When the interior-point method stalls above ``gap_tol`` (a nearly degenerate level
         constraint), solve the same program with cvxpy + Clarabel and try its multipliers in
         the certificate (status ``"optimal_clarabel_duals"`` if they close the gap). The
         answer is still certified by :func:`certify_nearest`; Clarabel's point is used only if
         it is feasible in float64 (after a tiny move toward the interior) and nearer.
+        ``None``: only on regions with ``n_rows * dim <=`` :data:`RESCUE_MAX_SIZE` (on larger
+        ones the stall is raised at once, saying so; the rescue costs about a minute there).
 
     Returns
     -------
@@ -421,6 +429,8 @@ def nearest_optimum(
     info.update(gap_history=history, multiplier=mult)
     lower, status = certify_nearest(poly, W, c, t, x_star, phi_max, x, mult, nu), "optimal"
     dist = float(np.linalg.norm(x - x_star))
+    if clarabel_duals is None:
+        clarabel_duals = poly.n_rows * poly.dim <= RESCUE_MAX_SIZE
     if dist - lower > gap_tol * (1.0 + dist) and clarabel_duals:
         x, lower, status = _with_clarabel_duals(poly, W, c, t, x_star, phi_max, x, x0, lower,
                                                 info)
@@ -429,7 +439,9 @@ def nearest_optimum(
         raise SolverError(
             f"nearest optimum: interior-point method {why} after {it} iterations with certified "
             f"gap {res.gap:.3g} > {gap_tol:g} (1 + distance {res.distance:.4g}) on {size}"
-            + (" (also with Clarabel's multipliers)." if clarabel_duals else ".")
+            + (" (also with Clarabel's multipliers)." if clarabel_duals else
+               f"; Clarabel's multipliers were not tried (n_rows x dim above RESCUE_MAX_SIZE = "
+               f"{RESCUE_MAX_SIZE:,}; pass clarabel_duals=True to try them).")
         )
     return res
 
