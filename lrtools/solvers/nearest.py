@@ -429,8 +429,9 @@ def nearest_optimum(
     info.update(gap_history=history, multiplier=mult)
     lower, status = certify_nearest(poly, W, c, t, x_star, phi_max, x, mult, nu), "optimal"
     dist = float(np.linalg.norm(x - x_star))
+    too_large = clarabel_duals is None and poly.n_rows * poly.dim > RESCUE_MAX_SIZE
     if clarabel_duals is None:
-        clarabel_duals = poly.n_rows * poly.dim <= RESCUE_MAX_SIZE
+        clarabel_duals = not too_large
     if dist - lower > gap_tol * (1.0 + dist) and clarabel_duals:
         x, lower, status = _with_clarabel_duals(poly, W, c, t, x_star, phi_max, x, x0, lower,
                                                 info)
@@ -441,7 +442,8 @@ def nearest_optimum(
             f"gap {res.gap:.3g} > {gap_tol:g} (1 + distance {res.distance:.4g}) on {size}"
             + (" (also with Clarabel's multipliers)." if clarabel_duals else
                f"; Clarabel's multipliers were not tried (n_rows x dim above RESCUE_MAX_SIZE = "
-               f"{RESCUE_MAX_SIZE:,}; pass clarabel_duals=True to try them).")
+               f"{RESCUE_MAX_SIZE:,}; pass clarabel_duals=True to try them)." if too_large
+               else ".")
         )
     return res
 
