@@ -27,7 +27,8 @@ from .exceptions import CacheError
 from .models import VARIANTS, build_cnn, build_mlp
 from .progress import bar as progress_bar
 
-__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "fit", "train_cached", "accuracy"]
+__all__ = ["ModelSpec", "TrainConfig", "TrainedModel", "accuracy", "fit", "fit_job",
+           "fit_cache_path", "save_fitted", "train_cached", "train_job"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -203,6 +204,18 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool) -> pd.DataFrame:
+    """Train in place with one torch thread, so that the weights are the same bit for bit
+    whether the model is trained in this process or in a worker (:func:`train_job`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_loop(model, data, cfg, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_loop(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool
+                ) -> pd.DataFrame:  # fmt: skip
     rng = np.random.default_rng(cfg.seed)
     X, y = data.X_train, data.y_train
     if cfg.max_train is not None and cfg.max_train < len(X):
@@ -280,14 +293,7 @@ def train_cached(
     CacheError
         If a cached entry exists but cannot be loaded (the message names the file to delete).
     """
-    params = {
-        **key,
-        "config": asdict(config),
-        "data": data.fingerprint(),
-        "torch": torch.__version__.split("+")[0],
-        "code": code_identity(fit),  # the training code and its lrtools imports (lrtools.store)
-    }
-    path = cache_path("models", params, "pt")
+    path = _cache_path(key, config, data)
     if use_cache and path.exists():
         try:
             blob = torch.load(path, weights_only=True)
@@ -304,9 +310,54 @@ def train_cached(
         )
     history = _train(model, data, config, progress)
     if use_cache:
-        blob = {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
-        atomic_write(path, lambda p: torch.save(blob, p))
+        save_fitted(path, {"state_dict": model.state_dict(),
+                           "history": history.to_dict(orient="list")})  # fmt: skip
     return TrainedModel(model, history, accuracy(model, data.X_test, data.y_test), False, str(path))
+
+
+def _cache_path(key: dict, config: TrainConfig, data: Dataset) -> Path:
+    """The cache file of a trained network (see :func:`train_cached` for the key)."""
+    params = {
+        **key,
+        "config": asdict(config),
+        "data": data.fingerprint(),
+        "torch": torch.__version__.split("+")[0],
+        "code": code_identity(fit),  # the training code and its lrtools imports (lrtools.store)
+    }
+    return cache_path("models", params, "pt")
+
+
+def save_fitted(path: str | Path, blob: dict) -> None:
+    """Write a trained network's ``{"state_dict", "history"}`` to its cache file atomically."""
+    atomic_write(Path(path), lambda p: torch.save(blob, p))
+
+
+def _fit_key(spec: ModelSpec) -> dict:
+    return {"spec": asdict(spec),
+            "format": 2}  # bump when the network a spec builds changes (2: Flatten before MLPs)
+
+
+def fit_cache_path(spec: ModelSpec, data: Dataset, config: TrainConfig) -> Path:
+    """Where :func:`fit` keeps (or finds) the trained ``spec``; it exists once trained."""
+    return _cache_path(_fit_key(spec), config, data)
+
+
+def fit_job(spec: ModelSpec, data: Dataset, config: TrainConfig) -> tuple[nn.Sequential,
+                                                                          TrainConfig]:
+    """The task of :func:`train_job` for ``spec``: its freshly initialised network and config."""
+    return spec.build(data.input_shape, data.n_classes), config
+
+
+def train_job(data: Dataset, job: tuple[nn.Sequential, TrainConfig]) -> dict:
+    """Train one network of :func:`fit_job` (in a worker): its cache blob.
+
+    The same loop, seeds and single torch thread as :func:`fit`, so writing the blob with
+    :func:`save_fitted` at :func:`fit_cache_path` gives exactly what :func:`fit` would have
+    trained; ``data`` comes first so that a pool can ship it once per worker.
+    """
+    model, config = job
+    history = _train(model, data, config, progress=False)
+    return {"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}
 
 
 def fit(
@@ -328,7 +379,5 @@ def fit(
     CacheError
         If a cached entry exists but cannot be loaded (the message names the file to delete).
     """
-    key = {"spec": asdict(spec),
-           "format": 2}  # bump when the network a spec builds changes (2: Flatten before MLPs)
-    return train_cached(spec.build(data.input_shape, data.n_classes), data, config, key,
-                        use_cache=use_cache, progress=progress)  # fmt: skip
+    return train_cached(spec.build(data.input_shape, data.n_classes), data, config,
+                        _fit_key(spec), use_cache=use_cache, progress=progress)  # fmt: skip

@@ -169,3 +169,26 @@ def test_likely_reasons_count_the_seeds_of_the_runs():
     assert reason in likely_reasons(data, one)
     assert reason not in likely_reasons(data, two)
     assert reason in likely_reasons(data, two, n_seeds=1)  # an explicit count wins
+
+
+def test_models_trained_on_two_workers_are_those_trained_here(tmp_path, monkeypatch):
+    """``train_models(n_jobs=2)`` trains the uncached models in two worker processes (real
+    Dask workers on 127.0.0.1) and writes them to the cache: the weights are bit for bit those
+    of training in this process, and every model is then a cache hit."""
+    cfg = study.StudyConfig(data="spirals", widths=(8, 8), variants=("vanilla", "bn"),
+                            lrs=(1e-2,), seeds=[0, 1], max_epochs=3, patience=3)  # fmt: skip
+    data = _data(90)
+    monkeypatch.setenv("LRTOOLS_CACHE_DIR", str(tmp_path / "here"))
+    here = study.train_models(cfg, data, n_jobs=1, progress=False)
+    monkeypatch.setenv("LRTOOLS_CACHE_DIR", str(tmp_path / "workers"))
+    there = study.train_models(cfg, data, n_jobs=2, progress=False)
+    assert list(there) == list(here) == cfg.runs
+    for run in cfg.runs:
+        assert not here[run].from_cache and there[run].from_cache  # trained by the workers
+        a, b = here[run].model.state_dict(), there[run].model.state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), run
+        pd.testing.assert_frame_equal(here[run].history.drop(columns="seconds"),
+                                      there[run].history.drop(columns="seconds"))
+    again = study.train_models(cfg, data, n_jobs=2, progress=False)
+    assert all(again[run].from_cache for run in cfg.runs)

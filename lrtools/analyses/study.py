@@ -25,7 +25,16 @@ from ..cache import cache_path, cached_pickle
 from ..datasets.base import Dataset
 from ..models import VARIANTS, model_name
 from ..store import Job, measure
-from ..training import ModelSpec, TrainConfig, TrainedModel, fit
+from ..training import (
+    ModelSpec,
+    TrainConfig,
+    TrainedModel,
+    fit,
+    fit_cache_path,
+    fit_job,
+    save_fitted,
+    train_job,
+)
 
 __all__ = [
     "DATASETS",
@@ -202,34 +211,69 @@ def load_dataset(name: str, *, downsample: int = 1, warn: bool = True) -> Datase
 
 
 def train_models(
-    cfg: StudyConfig, data: Dataset, *, progress: bool = True
+    cfg: StudyConfig, data: Dataset, *, n_jobs: int = 1, progress: bool = True
 ) -> dict[tuple[str, float, int], TrainedModel]:
     """Train (or load from the cache) one model per (variant, learning rate, seed) of ``cfg``.
 
     The training seed is the initialisation seed: run ``(v, lr, s)`` starts from the weights
     drawn with seed ``s`` and shuffles its batches with seed ``s``. Keys are
     :attr:`StudyConfig.runs`.
+
+    With ``n_jobs > 1`` (or a Dask scheduler, :func:`lrtools.execution.map_tasks`) the models
+    not in the cache are trained on the workers, one model per task, the data shipped once per
+    worker; each is written to the cache as it arrives, then everything is loaded as with
+    ``n_jobs=1``. Training runs with one torch thread either way, so the weights do not depend
+    on ``n_jobs``.
     """
-    out = {}
-    for variant, lr, seed in cfg.runs:
-        spec = ModelSpec(
-            cfg.arch,
-            cfg.widths,
-            variant,
-            drop_rate=cfg.drop_rate,
-            dense=cfg.dense,
-            init_seed=seed,
-        )
-        train = TrainConfig(
-            lr=lr,
-            batch_size=cfg.batch_size,
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
-            seed=seed,
-            max_train=cfg.max_train,
-        )
-        out[(variant, lr, seed)] = fit(spec, data, train, progress=progress)
-    return out
+    check_scalar(n_jobs, "n_jobs", Integral, min_val=1)
+    plan = [_fit_plan(cfg, run) for run in cfg.runs]
+    _train_missing(plan, data, n_jobs, progress)
+    return {run: fit(spec, data, train, progress=progress)
+            for run, (spec, train) in zip(cfg.runs, plan, strict=True)}  # fmt: skip
+
+
+def _train_missing(plan, data: Dataset, n_jobs: int, progress: bool) -> None:
+    """Train the uncached models of ``plan`` on the workers and write them to the cache."""
+    from ..execution import map_tasks, scheduler_address
+
+    if n_jobs == 1 and scheduler_address(None) is None:
+        return  # fit trains them here, one by one
+    paths, tasks = {}, []
+    for k, (spec, train) in enumerate(plan):
+        path = fit_cache_path(spec, data, train)
+        if not path.exists():
+            paths[k] = path
+            tasks.append((0, k, fit_job(spec, data, train)))
+    if len(tasks) < 2:
+        return
+
+    def done(j, k, blob, seconds, host):
+        save_fitted(paths[k], blob)
+
+    map_tasks(train_job, [data], tasks, done, n_jobs=n_jobs, desc="training models",
+              progress=progress)  # fmt: skip
+
+
+def _fit_plan(cfg: StudyConfig, run: tuple[str, float, int]) -> tuple[ModelSpec, TrainConfig]:
+    """The network and training of one run of ``cfg``."""
+    variant, lr, seed = run
+    spec = ModelSpec(
+        cfg.arch,
+        cfg.widths,
+        variant,
+        drop_rate=cfg.drop_rate,
+        dense=cfg.dense,
+        init_seed=seed,
+    )
+    train = TrainConfig(
+        lr=lr,
+        batch_size=cfg.batch_size,
+        max_epochs=cfg.max_epochs,
+        patience=cfg.patience,
+        seed=seed,
+        max_train=cfg.max_train,
+    )
+    return spec, train
 
 
 def select_points(data: Dataset, n: int, *, seed: int = 0) -> np.ndarray:
