@@ -55,6 +55,41 @@ def test_lp_ipm_reduced_matches_exact_on_random_lps(seed):
                                atol=1e-9)
 
 
+def test_a_reduced_run_without_an_answer_is_rerun_with_the_exact_matrix(wide_region, monkeypatch):
+    """A stalled reduced run (as on MNIST BN regions) is not the end: lp_ipm reruns it exactly
+    and says so, and the insphere is certified as Clarabel's; answers are not rerun."""
+    import lrtools.solvers.ipm as ipm
+
+    real, calls = ipm._lp_ipm, []
+
+    def stalling(c, G, h, opts, stop=None, n_keep=None, device=None):
+        calls.append(n_keep)
+        res = real(c, G, h, opts, stop, n_keep=n_keep, device=device)
+        if n_keep is None:
+            return res
+        return ipm.LPResult(**{**res.__dict__, "status": "stalled", "success": False})
+
+    monkeypatch.setattr(ipm, "_lp_ipm", stalling)
+    _, region = wide_region
+    ref = insphere_cvxpy(region.polytope)
+    res = insphere_ipm(region.polytope, n_keep=15)
+    assert calls == [15, None]
+    assert res.info["n_keep"] == 15 and res.status == "optimal"
+    np.testing.assert_allclose(res.radius, ref.radius, rtol=1e-6)
+    lp = ipm.lp_ipm(*_wide_lp(), n_keep=20)
+    assert lp.success and lp.info["reduced_status"] == "stalled"
+    assert lp.info["reduced_iterations"] > 0
+    calls.clear()
+    assert ipm.lp_ipm(*_wide_lp(), n_keep=None).success and calls == [None]  # exact: once
+
+
+def _wide_lp():
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((200, 12))
+    h = G @ rng.uniform(-0.3, 0.3, 12) + rng.uniform(0.05, 1.0, 200)
+    return rng.standard_normal(12), G, h
+
+
 def test_torch_cpu_device_matches_numpy_on_mlp_and_cnn(small_mlp, small_cnn):
     for net, shape in ((small_mlp, (12,)), (small_cnn, (1, 9, 9))):
         x = np.random.default_rng(7).uniform(-0.7, 0.7, shape)
