@@ -10,7 +10,10 @@ Measurements
 * cheap: one Fig. 6 point (:func:`lrtools.analyses.surrounding.surrounding_point`, eqs.
   10-13 of Zhang & Wu, ICLR 2020, 100 directions) on the paper's MNIST MLP (784-[1024]*3-10,
   random weights);
-* expensive: one Table 2 point (``class_regions._classes_of_point``: eq. 6 for every class);
+* expensive: one Table 2 point (``class_regions._classes_of_point``: eq. 6 for every class),
+  on a 196-32x3-10 MLP by default, or with ``--paper-table2 N`` on N real MNIST test points of
+  the paper's MLP trained briefly on the real t10k digits (``paper_regions.mnist_mlp``: eq. 6,
+  margin LPs and nearest optima, 10-40 s per point);
 * overhead: a task that does nothing, so its wall time per task is the execution's cost.
 
 The serial reference is the same function called in this process. Every path is warmed up
@@ -86,6 +89,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--width", type=int, default=1024, help="hidden width of the Fig. 6 MLP")
+    ap.add_argument("--paper-table2", type=int, default=0, metavar="N",
+                    help="Table 2 on N real MNIST points of the trained paper-size MLP")
+    ap.add_argument("--skip-cheap", action="store_true", help="skip the Fig. 6 measurement")
     ap.add_argument("--cpu-hours", type=float, default=230.0,
                     help="per-point CPU-hours of the paper profile (issue 10's estimate)")
     args = ap.parse_args()
@@ -102,12 +108,24 @@ def main() -> None:
     print(f"cluster start: {start:.2f} s; per-task overhead: {1e3 * t1:.2f} ms (1 worker), "
           f"{1e3 * t2:.2f} ms per task of wall time (2 workers), {n_over} empty tasks")
 
-    cases = [
+    cases = [] if args.skip_cheap else [
         ("Fig. 6 point (surrounding, 100 dirs)", surrounding_point, mnist, X,
          dict(n_directions=100, eps=0.2), 0),
-        ("Table 2 point (eq. 6, 10 classes)", _classes_of_point, small,
-         [(x, None) for x in Xs], dict(method="auto"), None),
     ]  # fmt: skip
+    if args.paper_table2:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        import paper_regions
+
+        paper = paper_regions.mnist_mlp("vanilla")
+        pts = [(x, None) for x in paper_regions.mnist_points(args.paper_table2 + 1)[1:]]
+        cases.append(("Table 2 point (paper MLP, real digits: eq. 6, margin LPs, nearest)",
+                      _classes_of_point, paper, pts, dict(method="auto"), None))
+    else:
+        cases.append(("Table 2 point (eq. 6, 10 classes)", _classes_of_point, small,
+                      [(x, None) for x in Xs], dict(method="auto"), None))
     speedups = []
     for name, func, net, pts, kw, seeded in cases:
         serial = _serial(func, net, pts, **kw)
