@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from lrtools import execution
+from lrtools._threads import one_torch_thread
 from lrtools.analyses.class_regions import _classes_of_point
 from lrtools.analyses.surrounding import surrounding_point
 from lrtools.models import build_mlp
@@ -54,7 +55,7 @@ def _net(d: int, widths: list[int], seed: int = 0) -> torch.nn.Module:
 
 
 def _serial(func, net, X, **kw) -> float:
-    with execution._one_torch_thread():
+    with one_torch_thread():
         func(net, X[0], **kw, **({"seed": execution.point_seed(0, 0)} if "n_directions" in kw
                                  else {}))  # warm up (imports, caches) as the workers do
         t = time.perf_counter()

@@ -41,7 +41,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from numbers import Integral
 from typing import Any
 
@@ -49,6 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._threads import one_torch_thread
 from ._validation import check_scalar
 from .exceptions import LRToolsError
 from .progress import bar as progress_bar
@@ -132,15 +132,6 @@ def _run_task(func, model, x, index: int, kwargs: dict, seed: int | None):
     return value, time.perf_counter() - t, socket.gethostname()
 
 
-@contextmanager
-def _one_torch_thread():
-    """Run torch with one thread (as the workers do), restoring the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,7 +276,7 @@ def map_tasks(
         if not tasks:
             return
         if serial:
-            with _one_torch_thread():
+            with one_torch_thread():
                 for j, i, x in tasks:
                     t = time.perf_counter()
                     value = _call(func, models[j], x, i, kwargs, seed)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ._forward import has_batchnorm, input_spec
+from ._threads import one_torch_thread
 from ._validation import check_choice, check_scalar
 from .cache import atomic_write, cache_path
 from .codeid import code_identity
@@ -206,12 +207,8 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 def _train(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool) -> pd.DataFrame:
     """Train in place with one torch thread, so that the weights are the same bit for bit
     whether the model is trained in this process or in a worker (:func:`train_job`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _train_loop(model, data, cfg, progress)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train_loop(model: nn.Sequential, data: Dataset, cfg: TrainConfig, progress: bool

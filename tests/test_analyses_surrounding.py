@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from lrtools._threads import one_torch_thread
 from lrtools.analyses.surrounding import surrounding_point, surrounding_table
 from lrtools.execution import point_seed
 from lrtools.models import build_cnn, build_mlp
@@ -21,10 +22,8 @@ EPS = 0.4
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """One torch thread (contended OpenMP threads are much slower on this shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 

@@ -80,7 +80,7 @@ _STALL = 15  # iterations without halving the certified gap before giving up
 _CONSISTENCY = 1e-8  # accepted |log_prob - log p_t(x_opt)| relative to 1 + |log_prob|
 #: Largest ``n_rows * dim`` for which ``clarabel_duals=None`` tries Clarabel's multipliers after
 #: a stall. On paper-size MNIST regions (3,072 rows x 784 dims, 2.4e6) one cvxpy + Clarabel
-#: solve took 55-100 s and closed the gap in none of the stalls tried (README, engine section),
+#: solve took 55-133 s and closed the gap in none of the 6 stalls tried (README, engine section),
 #: while it is what rescues stalls on small regions (tests/test_nearest.py).
 RESCUE_MAX_SIZE = 1_000_000
 
