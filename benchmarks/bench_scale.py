@@ -10,10 +10,11 @@ Measurements
 * cheap: one Fig. 6 point (:func:`lrtools.analyses.surrounding.surrounding_point`, eqs.
   10-13 of Zhang & Wu, ICLR 2020, 100 directions) on the paper's MNIST MLP (784-[1024]*3-10,
   random weights);
-* expensive: one Table 2 point (``class_regions._classes_of_point``: eq. 6 for every class),
-  on a 196-32x3-10 MLP by default, or with ``--paper-table2 N`` on N real MNIST test points of
-  the paper's MLP trained briefly on the real t10k digits (``paper_regions.mnist_mlp``: eq. 6,
-  margin LPs and nearest optima, 10-40 s per point);
+* expensive: one Table 2 point (``class_regions.class_regions_point``: eq. 6 for every class,
+  margin LPs and nearest optima; on Dask five part tasks of two classes and a finishing task,
+  ``lrtools.execution.Split``), on a 196-32x3-10 MLP by default, or with ``--paper-table2 N``
+  on N real MNIST test points of the paper's MLP trained briefly on the real t10k digits
+  (``paper_regions.mnist_mlp``; 20-75 s per point);
 * overhead: a task that does nothing, so its wall time per task is the execution's cost.
 
 The serial reference is the same function called in this process. Every path is warmed up
@@ -34,7 +35,7 @@ import torch
 
 from lrtools import execution
 from lrtools._threads import one_torch_thread
-from lrtools.analyses.class_regions import _classes_of_point
+from lrtools.analyses.class_regions import class_regions_point
 from lrtools.analyses.surrounding import surrounding_point
 from lrtools.models import build_mlp
 
@@ -65,22 +66,28 @@ def _serial(func, net, X, **kw) -> float:
         return (time.perf_counter() - t) / len(X)
 
 
-def _dask(func, net, X, workers: int, seeded: int | None = None, **kw) -> tuple[float, float]:
-    """(seconds per point on ``workers`` local workers, cluster start seconds)."""
-    from distributed import LocalCluster
+def _dask(func, net, X, workers: int, seeded: int | None = None, **kw) -> tuple[float, float,
+                                                                             float]:
+    """(wall seconds per point on ``workers`` local workers, cluster start seconds, task
+    seconds per point: the compute time the workers report, parts and finish included).
 
+    The cluster is the book's own embedded one (:func:`lrtools.execution.local_cluster`: one
+    thread per worker, no statistical profiler), started afresh for each measurement.
+    """
     t = time.perf_counter()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None, memory_limit=0)
+    cluster = execution.local_cluster(workers, dashboard=False)
     start = time.perf_counter() - t
+    addr = cluster.scheduler_address
     try:
-        addr = cluster.scheduler_address
         # warm up: every worker imports the measuring code (cvxpy, torch, ...) before timing
         execution.map_points(func, net, X[: 2 * workers], scheduler=addr, seed=seeded,
                              progress=False, **kw)  # fmt: skip
+        busy: list[float] = []
         t = time.perf_counter()
-        execution.map_points(func, net, X, scheduler=addr, seed=seeded, progress=False, **kw)
-        return (time.perf_counter() - t) / len(X), start
+        execution.map_tasks(func, [net], [(0, i, x) for i, x in enumerate(X)],
+                            lambda j, i, v, sec, host: busy.append(sec), scheduler=addr,
+                            seed=seeded, progress=False, kwargs=kw)  # fmt: skip
+        return (time.perf_counter() - t) / len(X), start, sum(busy) / len(X)
     finally:
         execution.close_client()
         cluster.close()
@@ -104,8 +111,8 @@ def main() -> None:
     Xs = rng.uniform(-0.9, 0.9, (max(4, args.points // 2), 196))
 
     n_over = 200
-    t1, start = _dask(noop, None, np.zeros((n_over, 1)), 1)
-    t2, _ = _dask(noop, None, np.zeros((n_over, 1)), 2)
+    t1, start, _ = _dask(noop, None, np.zeros((n_over, 1)), 1)
+    t2, _, _ = _dask(noop, None, np.zeros((n_over, 1)), 2)
     print(f"cluster start: {start:.2f} s; per-task overhead: {1e3 * t1:.2f} ms (1 worker), "
           f"{1e3 * t2:.2f} ms per task of wall time (2 workers), {n_over} empty tasks")
 
@@ -121,21 +128,25 @@ def main() -> None:
         import paper_regions
 
         paper = paper_regions.mnist_mlp("vanilla")
-        pts = [(x, None) for x in paper_regions.mnist_points(args.paper_table2 + 1)[1:]]
+        pts = list(paper_regions.mnist_points(args.paper_table2 + 1)[1:])
         cases.append(("Table 2 point (paper MLP, real digits: eq. 6, margin LPs, nearest)",
-                      _classes_of_point, paper, pts, dict(method="auto"), None))
+                      class_regions_point, paper, pts, dict(method="auto"), None))
     else:
-        cases.append(("Table 2 point (eq. 6, 10 classes)", _classes_of_point, small,
-                      [(x, None) for x in Xs], dict(method="auto"), None))
+        cases.append(("Table 2 point (eq. 6, 10 classes)", class_regions_point, small,
+                      list(Xs), dict(method="auto"), None))
     speedups = []
     for name, func, net, pts, kw, seeded in cases:
         serial = _serial(func, net, pts, **kw)
-        one, _ = _dask(func, net, pts, 1, seeded=seeded, **kw)
-        two, _ = _dask(func, net, pts, 2, seeded=seeded, **kw)
+        one, _, busy1 = _dask(func, net, pts, 1, seeded=seeded, **kw)
+        two, _, busy2 = _dask(func, net, pts, 2, seeded=seeded, **kw)
         speedups.append(one / two)
         print(f"{name}: serial {serial:.3f} s/point; {1 / one:.2f} points/s on 1 worker, "
               f"{1 / two:.2f} on 2; speedup {one / two:.2f}x; overhead {100 * t1 / serial:.1f}% "
               f"of a point")  # fmt: skip
+        print(f"  compute per point: {busy1:.3f} s on 1 worker, {busy2:.3f} s on 2 (slowdown "
+              f"{busy2 / busy1:.2f}x from sharing the machine); workers busy "
+              f"{100 * busy1 / one:.0f}% of the wall time on 1, {100 * busy2 / (2 * two):.0f}% "
+              f"on 2")  # fmt: skip
     s2 = speedups[-1]
     load = os.getloadavg()[0]
     if s2 <= 1:

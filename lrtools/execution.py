@@ -22,6 +22,10 @@ Where the work runs
   :class:`PointError` naming the point, and the other tasks are cancelled.
 * Results do not depend on the number or placement of workers: point ``i`` gets
   ``seed=point_seed(seed, i)``, and the serial path also runs torch with one thread.
+* A point function that carries a :class:`Split` (``func.split``) is sent as independent
+  part tasks and one finishing task that depends on them (Table 2's ten classes), so that a
+  few long points still keep every worker busy; it is still one result per point, and the
+  serial path computes it with the same parts (:func:`run_split`).
 
 Progress goes to the terminal (:mod:`lrtools.progress`: inside a notebook kernel, the kernel's
 original stderr, which is the terminal of ``lrbook``), never into a notebook's output, and so
@@ -41,6 +45,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -56,10 +61,13 @@ from .progress import terminal
 
 __all__ = [
     "PointError",
+    "Split",
+    "run_split",
     "point_seed",
     "map_points",
     "map_tasks",
     "get_client",
+    "local_cluster",
     "close_client",
     "scheduler_address",
     "terminal",
@@ -132,6 +140,68 @@ def _run_task(func, model, x, index: int, kwargs: dict, seed: int | None):
     return value, time.perf_counter() - t, socket.gethostname()
 
 
+@dataclass(frozen=True)
+class Split:
+    """How one point's measurement splits into independent parts and a finishing step.
+
+    Attach it to a per-point function as ``func.split``. On Dask, :func:`map_tasks` then runs
+    every part of a point as its own task and ``finish`` as a task that depends on them; the
+    point's result and its stored seconds (parts plus finish) are those of the finish. Define
+    ``func`` itself with :func:`run_split`, so that the serial path computes the very same
+    parts in the same order and the two paths agree bit for bit.
+
+    Parameters
+    ----------
+    parts : callable
+        ``parts(model, x, **kwargs) -> list``: the inputs of the parts (runs in the client, so
+        it must be cheap, and it must not depend on the number of workers).
+    part : callable
+        ``part(model, p, **kwargs)``: one part's value (module level, runs on a worker).
+    finish : callable
+        ``finish(model, x, values, **kwargs)``: the point's result from the parts' values in
+        the order of ``parts`` (module level, runs on a worker).
+
+    A seeded measurement passes the point's ``seed=`` to ``part`` and ``finish`` alike.
+    """
+
+    parts: Callable[..., list]
+    part: Callable[..., Any]
+    finish: Callable[..., Any]
+
+
+def run_split(split: Split, model, x, **kwargs: Any) -> Any:
+    """``split.finish(model, x, [split.part(model, p, **kwargs) for p in parts], **kwargs)``
+    in this process: the serial form of a split measurement."""
+    extra = {k: v for k, v in kwargs.items() if k != "seed"}
+    values = [split.part(model, p, **kwargs) for p in split.parts(model, x, **extra)]
+    return split.finish(model, x, values, **kwargs)
+
+
+def _run_part(part, model, p, index: int, kwargs: dict, seed: int | None):
+    """Worker side of one part: its value and seconds."""
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    value = _call(part, model, p, index, kwargs, seed)
+    return value, time.perf_counter() - t
+
+
+def _run_finish(finish, model, x, parts: list, index: int, kwargs: dict, seed: int | None):
+    """Worker side of a split point's finish: (result, seconds of parts and finish, host)."""
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    extra = {} if seed is None else {"seed": point_seed(seed, index)}
+    values = [v for v, _ in parts]
+    try:
+        value = finish(model, x, values, **kwargs, **extra)
+    except Exception as exc:
+        name = getattr(finish, "__qualname__", repr(finish))
+        raise PointError(
+            index, f"{name} failed on point {index}: {type(exc).__name__}: {exc}"
+        ) from exc
+    seconds = time.perf_counter() - t + sum(s for _, s in parts)
+    return value, seconds, socket.gethostname()
+
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +216,24 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
     return scheduler or os.environ.get(SCHEDULER_ENV) or None
 
 
+def local_cluster(n_workers: int, *, dashboard: bool = True):
+    """The embedded :class:`distributed.LocalCluster`: ``n_workers`` processes on 127.0.0.1
+    with one thread each (also for OpenMP/BLAS), no memory limit and no statistical profiler
+    (it takes the GIL every 10 ms to sample the task's stack: measurable on numpy/torch-heavy
+    points, and only the dashboard would show its data)."""
+    import dask
+    from distributed import LocalCluster
+
+    check_scalar(n_workers, "n_workers", Integral, min_val=1)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(
+            n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0" if dashboard else None, memory_limit=0,
+            silence_logs=logging.ERROR,
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )  # fmt: skip
+
+
 def get_client(n_jobs: int = 2, scheduler: str | None = None):
     """The Dask client of this process: on ``scheduler`` (or ``$LRBOOK_SCHEDULER``), else on
     an embedded LocalCluster of ``n_jobs`` single-threaded worker processes on 127.0.0.1.
@@ -153,13 +241,9 @@ def get_client(n_jobs: int = 2, scheduler: str | None = None):
     The client is started once and reused while the address (or ``n_jobs``) stays the same;
     the dashboard address is printed on the terminal.
     """
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     check_scalar(n_jobs, "n_jobs", Integral, min_val=1)
-    # the workers' statistical profiler takes the GIL every 10 ms to sample the task's stack:
-    # measurable on numpy/torch-heavy points, and only the dashboard would show its data
-    dask.config.set({"distributed.worker.profile.enabled": False})
     address = scheduler_address(scheduler)
     want = address or f"local:{int(n_jobs)}"
     if _CLIENT.get("key") == want:
@@ -176,11 +260,7 @@ def get_client(n_jobs: int = 2, scheduler: str | None = None):
             ) from exc
         cluster = None
     else:
-        cluster = LocalCluster(
-            n_workers=int(n_jobs), threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", memory_limit=0, silence_logs=logging.ERROR,
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-        )  # fmt: skip
+        cluster = local_cluster(n_jobs)
         client = Client(cluster)
     _CLIENT.update(key=want, client=client, cluster=cluster)
     out = terminal()
@@ -292,14 +372,28 @@ def _map_dask(func, models, tasks, done, client, seed, kwargs, bar) -> None:
     from distributed import as_completed
 
     _check_picklable(func)
+    split = getattr(func, "split", None)
+    if split is not None and not isinstance(split, Split):
+        raise TypeError(f"{func!r}.split must be an lrtools.execution.Split; got {split!r}.")
     used = sorted({j for j, _, _ in tasks})
     shipped = {j: client.scatter(models[j], broadcast=True, hash=False) for j in used}
     tag = f"{getattr(func, '__name__', 'task')}-{os.getpid()}-{time.time_ns()}"
-    futures = {
-        client.submit(_run_task, func, shipped[j], x, i, kwargs, seed, key=f"{tag}-{j}-{i}",
-                      pure=False): (j, i)  # fmt: skip
-        for j, i, x in tasks
-    }
+    futures, parts = {}, {}
+    for j, i, x in tasks:
+        key = f"{tag}-{j}-{i}"
+        if split is None:
+            fut = client.submit(_run_task, func, shipped[j], x, i, kwargs, seed, key=key,
+                                pure=False)  # fmt: skip
+        else:
+            mine = [
+                client.submit(_run_part, split.part, shipped[j], p, i, kwargs, seed,
+                              key=f"{key}-part{k}", pure=False)  # fmt: skip
+                for k, p in enumerate(split.parts(models[j], x, **kwargs))
+            ]
+            fut = client.submit(_run_finish, split.finish, shipped[j], x, mine, i, kwargs, seed,
+                                key=key, pure=False)  # fmt: skip
+            parts[fut] = mine
+        futures[fut] = (j, i)
     try:
         for fut in as_completed(futures):
             j, i = futures[fut]
@@ -309,11 +403,12 @@ def _map_dask(func, models, tasks, done, client, seed, kwargs, bar) -> None:
                     i, f"point {i} failed on its worker: {type(exc).__name__}: {exc}"
                 ) from exc
             value, seconds, host = fut.result()
-            fut.release()
+            for f in [fut, *parts.pop(fut, [])]:
+                f.release()
             done(j, i, value, seconds, host)
             bar.update(1)
     finally:
-        client.cancel(list(futures))
+        client.cancel(list(futures) + [f for mine in parts.values() for f in mine])
         client.cancel(list(shipped.values()))
 
 

@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from lrtools.execution import PointError, concat_frames, map_points, point_seed
+from lrtools.execution import (
+    PointError,
+    Split,
+    concat_frames,
+    map_points,
+    map_tasks,
+    point_seed,
+    run_split,
+)
 from lrtools.models import build_mlp
 from lrtools.walks import logit_jacobian, null_space_directions, walk
 from tests.conftest import warm_bn
@@ -60,6 +69,40 @@ def _unpickle_count(model, x) -> tuple[int, int]:
 
 def _draw(model, x, *, seed) -> float:
     return float(np.random.default_rng(seed).standard_normal())
+
+
+def _busy_parts(model, x):
+    return [(x, k) for k in range(int(x[1]))]
+
+
+def _busy_part(model, p, *, seed=None):
+    """A CPU-bound part: spins 0.25 s, returns its worker's pid, its draw and its number."""
+    (x, k), t = p, time.perf_counter()
+    while time.perf_counter() - t < 0.25:
+        pass
+    if x[0] < 0 and k == 1:
+        raise ValueError(f"part {k} of a negative point")
+    draw = np.nan if seed is None else float(np.random.default_rng(seed).standard_normal())
+    return os.getpid(), draw, k
+
+
+def _busy_finish(model, x, values, *, seed=None):
+    return {"pids": [v[0] for v in values], "draws": [v[1] for v in values],
+            "order": [v[2] for v in values], "x0": float(x[0]), "finisher": os.getpid()}
+
+
+def _split_point(model, x, *, seed=None):
+    return run_split(_split_point.split, model, x, **({} if seed is None else {"seed": seed}))
+
+
+_split_point.split = Split(_busy_parts, _busy_part, _busy_finish)
+
+
+def _bad_split(model, x):
+    return 0
+
+
+_bad_split.split = "not a Split"
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +180,34 @@ def test_seed_gives_per_point_streams_independent_of_jobs_and_chunks():
     assert a == b == ref
     assert c == ref[:4]
     assert len(set(a)) == 10 and a != d
+
+
+def test_split_point_runs_its_parts_on_both_workers_with_the_serial_result():
+    X = np.array([[0.5, 6.0], [1.5, 2.0]])
+    serial = map_points(_split_point, None, X, n_jobs=1, seed=3, progress=False)
+    seconds = {}
+
+    def done(j, i, value, sec, host):
+        seconds[i] = (value, sec)
+
+    map_tasks(_split_point, [None], [(0, 0, X[0]), (0, 1, X[1])], done, n_jobs=2, seed=3,
+              progress=False)  # fmt: skip
+    parallel = [seconds[0][0], seconds[1][0]]
+    assert [p["order"] for p in parallel] == [list(range(6)), [0, 1]]
+    assert [p["draws"] for p in parallel] == [s["draws"] for s in serial]  # the point's seed
+    assert np.isfinite(parallel[0]["draws"]).all()
+    assert len(set(parallel[0]["pids"])) == 2  # one point's six parts on both workers
+    assert os.getpid() not in parallel[0]["pids"] + [parallel[0]["finisher"]]
+    assert seconds[0][1] >= 6 * 0.25 and seconds[1][1] >= 2 * 0.25  # parts' seconds counted
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_split_part_error_names_the_point(n_jobs):
+    X = np.array([[0.5, 3.0], [-0.5, 3.0]])
+    with pytest.raises(PointError, match=r"on point 1: ValueError: part 1 of a negative"):
+        map_points(_split_point, None, X, n_jobs=n_jobs, progress=False)
+    with pytest.raises(TypeError, match=r"\.split must be an lrtools.execution.Split"):
+        map_points(_bad_split, None, X, n_jobs=2, progress=False)
 
 
 def test_empty_points_and_lambda_in_process():
