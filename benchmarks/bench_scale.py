@@ -141,7 +141,8 @@ def main() -> None:
         two, _, busy2 = _dask(func, net, pts, 2, seeded=seeded, **kw)
         speedups.append(one / two)
         print(f"{name}: serial {serial:.3f} s/point; {1 / one:.2f} points/s on 1 worker, "
-              f"{1 / two:.2f} on 2; speedup {one / two:.2f}x; overhead {100 * t1 / serial:.1f}% "
+              f"{1 / two:.2f} on 2 ({one:.2f} / {two:.2f} s of wall time per point); speedup "
+              f"{one / two:.3f}x; overhead {100 * t1 / serial:.1f}% "
               f"of a point")  # fmt: skip
         print(f"  compute per point: {busy1:.3f} s on 1 worker, {busy2:.3f} s on 2 (slowdown "
               f"{busy2 / busy1:.2f}x from sharing the machine); workers busy "
