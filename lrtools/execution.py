@@ -120,11 +120,11 @@ def point_seed(seed: int, index: int) -> np.random.SeedSequence:
 # --------------------------------------------------------------------------------------------
 
 
-def _call(func, model, x, index: int, kwargs: dict, seed: int | None):
-    """``func(model, x, **kwargs)``, plus ``seed=point_seed(seed, index)`` when seeded."""
+def _call(func, model, x, index: int, kwargs: dict, seed: int | None, *args):
+    """``func(model, x, *args, **kwargs)``, plus ``seed=point_seed(seed, index)`` when seeded."""
     extra = {} if seed is None else {"seed": point_seed(seed, index)}
     try:
-        return func(model, x, **kwargs, **extra)
+        return func(model, x, *args, **kwargs, **extra)
     except Exception as exc:
         name = getattr(func, "__qualname__", repr(func))
         raise PointError(
@@ -132,11 +132,11 @@ def _call(func, model, x, index: int, kwargs: dict, seed: int | None):
         ) from exc
 
 
-def _run_task(func, model, x, index: int, kwargs: dict, seed: int | None):
+def _run_task(func, model, x, index: int, kwargs: dict, seed: int | None, *args):
     """Worker side: one torch thread, the result, its seconds and the worker's host."""
     torch.set_num_threads(1)
     t = time.perf_counter()
-    value = _call(func, model, x, index, kwargs, seed)
+    value = _call(func, model, x, index, kwargs, seed, *args)
     return value, time.perf_counter() - t, socket.gethostname()
 
 
@@ -177,31 +177,12 @@ def run_split(split: Split, model, x, **kwargs: Any) -> Any:
     return split.finish(model, x, values, **kwargs)
 
 
-def _run_part(part, model, p, index: int, kwargs: dict, seed: int | None):
-    """Worker side of one part: its value and seconds."""
-    torch.set_num_threads(1)
-    t = time.perf_counter()
-    value = _call(part, model, p, index, kwargs, seed)
-    return value, time.perf_counter() - t
-
-
 def _run_finish(finish, model, x, parts: list, index: int, kwargs: dict, seed: int | None):
-    """Worker side of a split point's finish: (result, seconds of parts and finish, host)."""
-    torch.set_num_threads(1)
-    t = time.perf_counter()
-    extra = {} if seed is None else {"seed": point_seed(seed, index)}
-    values = [v for v, _ in parts]
-    try:
-        value = finish(model, x, values, **kwargs, **extra)
-    except Exception as exc:
-        name = getattr(finish, "__qualname__", repr(finish))
-        raise PointError(
-            index, f"{name} failed on point {index}: {type(exc).__name__}: {exc}"
-        ) from exc
-    seconds = time.perf_counter() - t + sum(s for _, s in parts)
-    return value, seconds, socket.gethostname()
-
-
+    """Worker side of a split point's finish; ``parts`` are the parts' :func:`_run_task`
+    answers. Returns (result, seconds of parts and finish, host)."""
+    value, seconds, host = _run_task(finish, model, x, index, kwargs, seed,
+                                     [v for v, _, _ in parts])  # fmt: skip
+    return value, seconds + sum(s for _, s, _ in parts), host
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +377,7 @@ def _map_dask(func, models, tasks, done, client, seed, kwargs, bar) -> None:
                                 pure=False)  # fmt: skip
         else:
             mine = [
-                client.submit(_run_part, split.part, shipped[j], p, i, kwargs, seed,
+                client.submit(_run_task, split.part, shipped[j], p, i, kwargs, seed,
                               key=f"{key}-part{k}", pure=False)  # fmt: skip
                 for k, p in enumerate(split.parts(models[j], x, **kwargs))
             ]
