@@ -145,3 +145,30 @@ def test_clarabel_answer_on_the_boundary_is_pulled_inside():
     assert 0 < poly.slack(res.x)[0] < 1e-6
     assert poly.slack(res.x)[0] >= mp._row_margins(poly, res.x)[0]
     assert np.isfinite(res.log_prob) and res.gap <= 1e-3 * (1 + abs(res.log_prob))
+
+
+def test_stall_measure_follows_the_gap_when_the_optimum_is_near_zero():
+    """Iterates logged on a paper-size MNIST margin LP (optimum -s* = 0.0038): the primal and
+    dual objectives have opposite signs while the gap falls from 513 to 0.03, so ``rel_gap``
+    stays >= 1 and must not be the progress measure (it made the method stop as "stalled" after
+    13 iterations and fall back to a 24 s HiGHS solve)."""
+    from lrtools.solvers.ipm import _merit
+
+    logged = [  # (primal objective, dual objective, primal residual, dual residual)
+        (-1.341e-02, -5.134e02, 2.2e-04, 4.6e00),
+        (1.193e00, -1.624e02, 5.7e-04, 1.1e00),
+        (8.057e-01, -7.194e00, 4.8e-05, 4.0e-02),
+        (2.485e-01, -1.566e00, 5.7e-06, 5.3e-03),
+        (8.259e-02, -2.911e-01, 0.0, 8.0e-04),
+        (3.489e-02, -5.737e-02, 0.0, 1.2e-04),
+        (1.120e-02, -1.896e-02, 0.0, 1.9e-05),
+    ]
+    merits, rel_gaps = [], []
+    for p, d, rp, rd in logged:
+        gap = abs(p - d)
+        rel_gaps.append(gap / max(abs(p), abs(d)))
+        merits.append(_merit({"primal_objective": p, "dual_objective": d, "primal_residual": rp,
+                              "dual_residual": rd, "gap": gap, "rel_gap": rel_gaps[-1]}))
+    assert min(rel_gaps[1:]) >= 1.0  # the old measure never improved on the first iterate
+    assert all(b < a for a, b in zip(merits[:-1], merits[1:], strict=True))
+    assert merits[-1] < 0.05
