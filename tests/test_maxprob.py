@@ -403,6 +403,33 @@ def test_eq6_bound_proves_absence_as_the_lp_does_20d(region_20d):
     assert weak.by != "eq6-bound"
 
 
+def test_eq6_dual_bound_is_valid_and_decides_as_the_lp_does_20d(region_20d):
+    """The margin-LP dual point built from eq. 6's solution bounds the LP's optimum s* from
+    above for every class (weak duality, checked against the full LP), and where it proves
+    absence the full LP agrees."""
+    _, r = region_20d
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    table = max_log_prob_all(poly, W, c, x_star=r.x_star, method="ipm")
+    n_dual = 0
+    for res in table.results:
+        lam = res.info["row_multipliers"]
+        full = class_region_exists(poly, W, c, res.target, x_star=r.x_star)
+        upper = mp.margin_bound_from_eq6(poly, W, c, res.target, res.x, lam)
+        assert upper >= full.margin - 1e-9
+        # any non-negative multipliers give a valid (weaker) bound
+        noisy = lam * np.random.default_rng(res.target).uniform(0, 2, lam.size)
+        assert mp.margin_bound_from_eq6(poly, W, c, res.target, res.x, noisy) >= full.margin - 1e-9
+        fast = class_region_exists(poly, W, c, res.target, x_star=r.x_star, witness=res.x,
+                                   sign_only=True, witness_multipliers=lam)
+        assert fast.exists == full.exists and fast.status == full.status
+        if fast.by == "eq6-dual":
+            n_dual += 1
+            assert fast.margin_upper == upper <= -1e-9
+    assert n_dual > 0  # the shortcut was taken
+    with pytest.raises(ValueError, match="one multiplier per non-zero row"):
+        mp.margin_bound_from_eq6(poly, W, c, 0, r.x_star, np.ones(3))
+
+
 def test_witness_outside_the_region_is_not_trusted(region_20d):
     _, r = region_20d
     W, c, poly = r.logit_W, r.logit_b, r.polytope

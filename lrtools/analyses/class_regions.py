@@ -117,7 +117,7 @@ def _finish_point(
 
 def _existence(poly, W, c, res, x_star, exact: bool):
     """The exact existence test of one class, or None when skipped (``exact=False``)."""
-    upper = None
+    upper = lam = None
     if res.status == "failed":
         witness = None
     elif not exact and not res.reaches_class:
@@ -126,9 +126,10 @@ def _existence(poly, W, c, res, x_star, exact: bool):
         witness = res.x
         if np.isfinite(res.gap) and res.gap >= 0:
             upper = res.log_prob + res.gap  # certified: p_t < 1/K proves absence, no LP
+        lam = res.info.get("row_multipliers")  # eq. 6's duals: a margin-LP dual point
     return class_region_exists(
         poly, W, c, res.target, x_star=x_star, witness=witness, sign_only=True,
-        log_prob_upper=upper,
+        log_prob_upper=upper, witness_multipliers=lam,
     )
 
 
