@@ -14,6 +14,8 @@ one run:
   answers;
 * with ``--alloc``, the largest fresh allocation of one iteration (tracemalloc peak within the
   iteration) as a share of the normal matrix's size;
+* the CPU seconds of whole Table 2 points (eq. 6 for 10 classes and the existence tests, then
+  the nearest optima), median over ``--table2-points`` real digits;
 * with ``--device cuda`` (or ``cpu``), the same programs with the normal matrix and its
   Cholesky factor on that torch device (a missing CUDA device is reported, not guessed).
 
@@ -21,6 +23,7 @@ Usage::
 
     python benchmarks/bench_engine.py [--n-regions 3] [--classes 10] [--ref-regions 1]
         [--cnn] [--alloc] [--device cuda] [--skip-reference] [--skip-redundancy] [--threads 1]
+        [--table2-points 5]
 """
 
 from __future__ import annotations
@@ -258,6 +261,39 @@ def bench_redundancy(name, regions):
     print(f"  certificate kinds: {res.counts}")
 
 
+def bench_table2(net, args) -> None:
+    """CPU seconds of whole Table 2 points (``class_regions_point``), parts and finish apart.
+
+    The parts are eq. 6 for the 10 classes plus their existence tests (witness, eq. 6 dual
+    bound, eq. 6 value bound, else the sign-only margin LP), each part rebuilding the region;
+    the finish is the nearest optima of :mod:`lrtools.solvers.nearest` and the summary.
+    """
+    from collections import Counter
+
+    from lrtools.analyses.class_regions import class_regions_point
+
+    split = class_regions_point.split
+    pts = paper_regions.mnist_points(args.table2_points + 1)[1:]
+    print(f"\n== Table 2 points (class_regions_point), MNIST MLP: t10k "
+          f"8001-{8000 + len(pts)}, CPU seconds of this process ==")
+    parts_s, totals = [], []
+    for k, x in enumerate(pts, start=1):
+        c0 = time.process_time()
+        values = [split.part(net, q) for q in split.parts(net, x)]
+        c1 = time.process_time()
+        out = split.finish(net, x, values)
+        c2 = time.process_time()
+        by = Counter(out["per_class"]["exists_by"])
+        parts_s.append(c1 - c0)
+        totals.append(c2 - c0)
+        print(f"  point {8000 + k}: eq. 6 + existence {c1 - c0:5.1f} s (eq. 6 alone "
+              f"{out['per_class']['seconds'].sum():4.1f} s), nearest optima + summary "
+              f"{c2 - c1:5.1f} s, whole point {c2 - c0:5.1f} s; existence by {dict(by)}; "
+              f"eq. 6 fallbacks {out['fallbacks']}", flush=True)
+    print(f"  median over {len(pts)} points: eq. 6 + existence {statistics.median(parts_s):.1f} "
+          f"CPU-s, whole point {statistics.median(totals):.1f} CPU-s")
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -273,6 +309,8 @@ def main() -> None:
     p.add_argument("--alloc", action="store_true", help="measure allocations per iteration")
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--skip-redundancy", action="store_true")
+    p.add_argument("--table2-points", type=int, default=5, metavar="N",
+                   help="whole Table 2 points timed (t10k 8001..8000+N; 0: none)")
     args = p.parse_args()
     if args.device == "cuda":
         import torch
@@ -306,6 +344,8 @@ def bench_mnist(args) -> None:
     bench_eq6("MNIST MLP", regions, args, rates_eq6)
     if not args.skip_redundancy:
         bench_redundancy("MNIST MLP", regions)
+    if args.table2_points:
+        bench_table2(net, args)
 
 
 def bench_cnn(args) -> None:

@@ -62,20 +62,19 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
-from scipy import sparse
-from scipy.linalg import blas
 from scipy.special import logsumexp, softmax
 
 from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from ._kernel import NormalMatrix, cholesky
 
 __all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
            "nearest_optimum_cvxpy"]
 
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
 _STEP = 0.99  # fraction of the step to the boundary
+_SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
 _STALL = 15  # iterations without halving the certified gap before giving up
 _CONSISTENCY = 1e-8  # accepted |log_prob - log p_t(x_opt)| relative to 1 + |log_prob|
 #: Largest ``n_rows * dim`` for which ``clarabel_duals=None`` tries Clarabel's multipliers after
@@ -206,55 +205,6 @@ def certify_nearest(
 
 
 # --------------------------------------------------------------------------------------------
-# rows: dense block + sparse block
-# --------------------------------------------------------------------------------------------
-
-
-class _Rows:
-    """``A`` split into a dense block (BLAS) and a CSR block (convolution rows)."""
-
-    def __init__(self, A) -> None:
-        m, d = A.shape
-        if sparse.issparse(A):
-            A = sparse.csr_matrix(A, dtype=np.float64)
-            nnz = np.diff(A.indptr)
-        else:
-            nnz = np.count_nonzero(A, axis=1)
-        dense = nnz > _DENSE_ROW_FRACTION * d
-        self.m, self.d = m, d
-        self.di, self.si = np.flatnonzero(dense), np.flatnonzero(~dense)
-        if sparse.issparse(A):
-            self.Ad = np.ascontiguousarray(A[self.di].toarray())
-            self.As = A[self.si]
-        else:
-            self.Ad = np.ascontiguousarray(A[self.di])
-            self.As = sparse.csr_matrix(A[self.si])
-        self.AsT = self.As.T.tocsr()
-
-    def mv(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty(self.m)
-        out[self.di] = self.Ad @ x
-        out[self.si] = self.As @ x
-        return out
-
-    def rmv(self, v: np.ndarray) -> np.ndarray:
-        return self.Ad.T @ v[self.di] + self.AsT @ v[self.si]
-
-    def gram(self, w: np.ndarray) -> np.ndarray:
-        """Upper triangle of ``A^T diag(w) A`` (Fortran order, ``d x d``)."""
-        if self.di.size:
-            B = self.Ad * np.sqrt(w[self.di])[:, None]
-            K = blas.dsyrk(1.0, B.T, trans=0, lower=0)
-        else:
-            K = np.zeros((self.d, self.d), order="F")
-        if self.si.size:  # scattered into K: no dense temporary of the sparse part
-            S = (self.AsT @ sparse.diags(w[self.si]) @ self.As).tocoo()
-            upper = S.row <= S.col
-            K[S.row[upper], S.col[upper]] += S.data[upper]  # canonical: no duplicates
-        return K
-
-
-# --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
 
@@ -328,6 +278,7 @@ def nearest_optimum(
     max_iter: int = 150,
     active_tol: float = 1e-6,
     clarabel_duals: bool | None = None,
+    n_keep: int | None = None,
 ) -> NearestResult:
     r"""The point of the region nearest :math:`x^*` whose :math:`\log p_t` is optimal up to ``tol``.
 
@@ -372,6 +323,13 @@ def nearest_optimum(
     max_iter : int, default=150
     active_tol : float, default=1e-6
         Distance below which a row or box face counts as active.
+    n_keep : int, optional
+        Dense rows entering the Newton matrix's :math:`A^T \operatorname{diag}(\lambda/s) A`
+        exactly (the heaviest; the others by their diagonal), as in
+        :func:`lrtools.solvers.maxprob.max_log_prob_ipm`, whose default it shares
+        (``max(d, 256)`` for MLP regions). Speed only: a reduced step shorter than 0.1 is
+        recomputed with every row, the exact matrix is used after 3 iterations without a new
+        best certified gap, and the answer is certified the same way.
     clarabel_duals : bool or None, default=None
         When the interior-point method stalls above ``gap_tol`` (a nearly degenerate level
         constraint), solve the same program with cvxpy + Clarabel and try its multipliers in
@@ -410,6 +368,8 @@ def nearest_optimum(
     W, c, t, x_star, x_opt = _check(poly, W, c, t, x_star, x_opt, log_prob, gap, tol)
     check_scalar(gap_tol, "gap_tol", (float, np.floating), min_val=0.0, include_min=False)
     check_scalar(max_iter, "max_iter", int, min_val=1)
+    if n_keep is not None:
+        check_scalar(n_keep, "n_keep", int, min_val=1)
     phi_max = -float(log_prob) + float(tol)
     info = {"tol": float(tol), "opt_gap": float(gap), "x_opt_distance":
             float(np.linalg.norm(x_opt - x_star))}
@@ -425,7 +385,8 @@ def nearest_optimum(
     x0 = _start(poly, W, c, t, x_opt, x_in, phi_max)
     if x0 is None:
         raise SolverError(f"nearest optimum: no strictly feasible start found on {size}.")
-    x, mult, nu, it, history, why = _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter)
+    x, mult, nu, it, history, why = _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter,
+                                         n_keep)
     info.update(gap_history=history, multiplier=mult)
     lower, status = certify_nearest(poly, W, c, t, x_star, phi_max, x, mult, nu), "optimal"
     dist = float(np.linalg.norm(x - x_star))
@@ -528,7 +489,7 @@ def _start(poly, W, c, t, x_opt, x_in, phi_max):
     return None
 
 
-def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
+def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None):
     """Primal-dual IPM; returns ``(x, mult, nu_rows, iterations, history, why)`` with ``x``
     feasible: the converged iterate, or the best certified one when it stalls.
 
@@ -537,18 +498,42 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
     iterates may cross the curved level set; each candidate is made feasible by the shortest
     move toward the strictly feasible start ``x0`` before it is certified.
     """
-    rows = _Rows(poly.A)
+    rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION)
     m, d = poly.n_rows, poly.dim
     lo, hi = poly.lo, poly.hi
+    n_dense = int(rows.dense_idx.size)
+    if n_keep is None:  # as eq. 6's default
+        n_keep = max(d, 256) if n_dense == m else max(n_dense // 4, 256)
+    if n_keep < n_dense:
+        rows.prepare_reduction()
+    H = np.empty((d, d), order="F")  # the rank <= M + 1 level-constraint terms
 
     def slacks(x):
-        return np.concatenate([rows.mv(x) + poly.b, x - lo, hi - x])
+        return np.concatenate([rows.matvec(x) + poly.b, x - lo, hi - x])
 
     def GT(v):
-        return rows.rmv(v[:m]) + v[m : m + d] - v[m + d :]
+        return rows.rmatvec(v[:m]) + v[m : m + d] - v[m + d :]
 
     def G(v):
-        return np.concatenate([rows.mv(v), v, -v])
+        return np.concatenate([rows.matvec(v), v, -v])
+
+    def factor(exact: bool):
+        """Cholesky of the Newton matrix, from the ``n_keep`` heaviest dense rows unless
+        ``exact`` (the others by their diagonal: an inexact Newton step)."""
+        w = lam[:m] / s[:m]
+        keep = None if exact else rows.heaviest(w, n_keep)
+        # mult W^T (diag p - p p^T) W + (mult / sf) g g^T, written into H
+        np.matmul(W.T * (mult * p), W, out=H)
+        Wp = W.T @ p
+        np.subtract(H, mult * np.outer(Wp, Wp), out=H)
+        np.add(H, (mult / sf) * np.outer(g, g), out=H)
+        diag = 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
+        cf = cholesky(rows.update(w, diag=diag, extra=H, keep=keep), work=rows.work,
+                      max_tries=13)
+        if cf is None:
+            raise SolverError("nearest optimum: the Newton matrix stays singular after "
+                              "regularisation.")
+        return cf
 
     def ratio(v, dv):
         neg = dv < 0
@@ -596,27 +581,23 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
         mu = (s @ lam + sf * mult) / n
         rd = (x - x_star) - GT(lam) + mult * g
         rf = phi + sf - phi_max  # primal residual of the level constraint
-        # Newton matrix: I + mult H_phi + (mult/sf) g g^T + G^T diag(lam/s) G
-        K = rows.gram(lam[:m] / s[:m])  # upper triangle, Fortran order
-        # + mult W^T (diag p - p p^T) W + (mult / sf) g g^T: rank <= M + 1, BLAS updates
-        K = blas.dsyrk(1.0, (W * np.sqrt(mult * p)[:, None]).T, trans=0, lower=0, beta=1.0,
-                       c=K, overwrite_c=1)
-        K = blas.dsyr(-mult, W.T @ p, lower=0, a=K, overwrite_a=1)
-        K = blas.dsyr(mult / sf, g, lower=0, a=K, overwrite_a=1)
-        K[np.diag_indices(d)] += 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
-        cf = _cholesky(K)
-
-        solve = _newton(cf, rd, rf, s, sf, lam, mult, g, G, GT)
-
-        dx, ds, dsf, dl, dm = solve(s * lam, sf * mult)  # affine-scaling predictor
-        ap = min(1.0, ratio(s, ds), ratio(np.array([sf]), np.array([dsf])))
-        ad = min(1.0, ratio(lam, dl), ratio(np.array([mult]), np.array([dm])))
-        mu_aff = ((s + ap * ds) @ (lam + ad * dl) + (sf + ap * dsf) * (mult + ad * dm)) / n
-        sigma = min(1.0, (mu_aff / mu) ** 3)
-        dx, ds, dsf, dl, dm = solve(s * lam + ds * dl - sigma * mu,
-                                    sf * mult + dsf * dm - sigma * mu)
-        ap = min(1.0, _STEP * min(ratio(s, ds), ratio(np.array([sf]), np.array([dsf]))))
-        ad = min(1.0, _STEP * min(ratio(lam, dl), ratio(np.array([mult]), np.array([dm]))))
+        # Newton matrix: I + mult H_phi + (mult/sf) g g^T + G^T diag(lam/s) G; reduced while
+        # the certified gap keeps falling, exact after 3 iterations without a new best
+        exact = n_keep >= n_dense or len(history) - 1 - int(np.argmin(history)) >= 3
+        for _ in range(2):
+            solve = _newton(factor(exact), rd, rf, s, sf, lam, mult, g, G, GT)
+            dx, ds, dsf, dl, dm = solve(s * lam, sf * mult)  # affine-scaling predictor
+            ap = min(1.0, ratio(s, ds), ratio(np.array([sf]), np.array([dsf])))
+            ad = min(1.0, ratio(lam, dl), ratio(np.array([mult]), np.array([dm])))
+            mu_aff = ((s + ap * ds) @ (lam + ad * dl) + (sf + ap * dsf) * (mult + ad * dm)) / n
+            sigma = min(1.0, (mu_aff / mu) ** 3)
+            dx, ds, dsf, dl, dm = solve(s * lam + ds * dl - sigma * mu,
+                                        sf * mult + dsf * dm - sigma * mu)
+            ap = min(1.0, _STEP * min(ratio(s, ds), ratio(np.array([sf]), np.array([dsf]))))
+            ad = min(1.0, _STEP * min(ratio(lam, dl), ratio(np.array([mult]), np.array([dm]))))
+            if exact or min(ap, ad) >= _SHORT_STEP:
+                break
+            exact = True  # a short reduced step: recompute it with every row
         for _ in range(60):  # recomputed slacks must stay positive (rounding)
             x_new = x + ap * dx
             s_new = slacks(x_new)
@@ -637,7 +618,7 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter):
 
 def _newton(cf, rd, rf, s, sf, lam, mult, g, G, GT):
     """``solve(r, rc)``: the Newton direction for complementarity residuals ``r`` (rows and
-    box) and ``rc`` (level constraint), reusing the Cholesky factor ``cf``.
+    box) and ``rc`` (level constraint), reusing the kernel's Cholesky factor ``cf``.
 
     Eliminating ``dlam = -(r + lam ds) / s`` and ``dmult = -(rc + mult dsf) / sf`` with
     ``ds = G dx`` and ``dsf = -rf - g^T dx`` leaves
@@ -646,28 +627,12 @@ def _newton(cf, rd, rf, s, sf, lam, mult, g, G, GT):
 
     def solve(r, rc):
         rhs = -rd - GT(r / s) + g * ((rc - mult * rf) / sf)
-        dx = sla.cho_solve(cf, rhs, check_finite=False)
+        dx = cf.solve(rhs)
         ds = G(dx)
         dsf = -rf - float(g @ dx)
         return dx, ds, dsf, (-r - lam * ds) / s, (-rc - mult * dsf) / sf
 
     return solve
-
-
-def _cholesky(K: np.ndarray):
-    """Cholesky factor (upper) of ``K``, with a growing diagonal shift if needed."""
-    try:
-        return sla.cho_factor(K, lower=False, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    scale = float(np.max(np.abs(np.diag(K)))) or 1.0
-    shift = 1e-14 * scale
-    for _ in range(12):
-        try:
-            return sla.cho_factor(K + shift * np.eye(len(K)), lower=False, check_finite=False)
-        except np.linalg.LinAlgError:
-            shift *= 10.0
-    raise SolverError("nearest optimum: the Newton matrix stays singular after regularisation.")
 
 
 # --------------------------------------------------------------------------------------------
