@@ -43,7 +43,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -61,6 +60,7 @@ from ._forward import SUPPORTED_LAYERS, has_batchnorm, input_spec, layer_infos, 
 from .cache import atomic_write, cache_path
 from .datasets.base import Dataset
 from .exceptions import InputShapeError, SpecError, UnsupportedModelError
+from .modelid import weights_digest
 from .training import TrainConfig, TrainedModel, accuracy, train_cached
 
 __all__ = [
@@ -612,16 +612,6 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         state[k] = t
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def weights_digest(model: nn.Module) -> str:
-    """SHA-256 (16 hex digits) of a model's state_dict: the identity of its weights."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        a = v.detach().cpu().contiguous().numpy()
-        h.update(f"{k}:{a.dtype}:{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------

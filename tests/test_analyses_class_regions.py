@@ -121,3 +121,33 @@ def test_nearest_comparison_does_not_average_failures_away():
     assert cmp.loc["a", "max_xt_to_nearest"] == 6.5
     note = nearest_note(cmp, dim=784, n_classes=10)
     assert "6.50" in note and "774" in note and "**1**" in note
+
+
+def test_a_point_region_is_reused_only_for_the_same_weights_and_point():
+    """The parts of one point share its region in a process; a model changed in place (its
+    weights or a BN buffer) or another point builds a new, correct one, and the shared
+    region cannot be written to."""
+    import torch
+
+    from lrtools.analyses import class_regions as cr
+
+    net = build_mlp(20, [12, 12], 4, seed=1, variant="bn").eval()
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, 20)
+    first = cr._region(net, x)
+    assert cr._region(net, x.copy()) is first  # same weights, same bytes: reused
+    with pytest.raises(ValueError, match="read-only"):
+        first.polytope.A[0, 0] = 1.0
+    changes = [lambda: net[0].weight.data.mul_(1.5),  # .data: no autograd version bump
+               lambda: [m for m in net.modules() if hasattr(m, "running_mean")][0]
+               .running_mean.add_(0.25)]
+    for change in changes:
+        before = cr._region(net, x)
+        with torch.no_grad():
+            change()
+        after = cr._region(net, x)
+        assert after is not before
+        fresh = linear_region(net, x)
+        np.testing.assert_array_equal(after.polytope.A, fresh.polytope.A)
+        np.testing.assert_array_equal(after.logit_b, fresh.logit_b)
+    other = x + 1e-12
+    assert cr._region(net, other) is not cr._region(net, x)

@@ -36,6 +36,7 @@ import pandas as pd
 from .._validation import check_choice
 from ..exceptions import SolverError
 from ..execution import Split, map_points, run_split
+from ..modelid import weights_digest
 from ..regions import activation_patterns, linear_region, predict
 from ..solvers.maxprob import class_region_exists, interior_point, max_log_prob_all
 from ..solvers.nearest import nearest_optimum
@@ -60,6 +61,33 @@ __all__ = [
 CLASSES_PER_PART = 2
 
 
+_LAST_REGION: dict[str, Any] = {}  # this process's last point region: {"key", "region"}
+
+
+def _region(model, x):
+    """:func:`linear_region` of ``(model, x)``, reused by the parts and the finish of one
+    point that run in the same process (serially, or on one Dask worker).
+
+    Keyed by the model's class, its printed architecture and the digest of every weight and
+    buffer (:func:`lrtools.modelid.weights_digest`, ~25 ms on the paper MLP against ~0.2 s
+    for the region), and the exact bytes of ``x``: a model changed in place or another point
+    builds a new region. One entry, so at most one extra region is held per process.
+    """
+    xa = np.asarray(x)
+    key = (type(model).__qualname__, repr(model), weights_digest(model), xa.dtype.str,
+           xa.shape, xa.tobytes())
+    if _LAST_REGION.get("key") != key:
+        _LAST_REGION.clear()  # release the old region before building the new one
+        region = linear_region(model, xa)
+        poly = region.polytope
+        for a in (region.x_star, region.preact, region.logit_W, region.logit_b, poly.A, poly.b,
+                  poly.lo, poly.hi):
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False  # shared by later parts: an in-place write raises
+        _LAST_REGION.update(key=key, region=region)
+    return _LAST_REGION["region"]
+
+
 def _class_parts(model, x, **kwargs: Any) -> list[tuple[Any, list[int]]]:
     """The part inputs of one point: ``(x, classes)`` for consecutive pairs of classes."""
     n_classes = int(predict(model, np.asarray(x)[None]).shape[-1])
@@ -78,7 +106,7 @@ def _classes_of_point(
     Returns the per-class rows and the solver results (the nearest optima need them all).
     """
     x, classes = task
-    region = linear_region(model, x)
+    region = _region(model, x)
     poly, W, c = region.polytope, region.logit_W, region.logit_b
     table = max_log_prob_all(
         poly, W, c, x_star=region.x_star, method=method, active_tol=active_tol,
@@ -101,7 +129,7 @@ def _finish_point(
 ) -> dict:
     """The Table 2 quantities of one point from its parts: the nearest optima (which need
     every class's :math:`x^t` for ``nearest="max"``), the summary and :math:`x^t`."""
-    region = linear_region(model, x)
+    region = _region(model, x)
     per_class = pd.concat([p["per_class"] for p in parts], ignore_index=True)
     results = [r for p in parts for r in p["results"]]
     near = _nearest_rows(model, region, results, nearest, nearest_tol)
