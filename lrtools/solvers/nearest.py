@@ -62,6 +62,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import blas
 from scipy.special import logsumexp, softmax
 
 from .._validation import check_array, check_scalar
@@ -523,10 +524,11 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None):
         w = lam[:m] / s[:m]
         keep = None if exact else rows.heaviest(w, n_keep)
         # mult W^T (diag p - p p^T) W + (mult / sf) g g^T, written into H
+        # (rank-one terms by BLAS dsyr in place: only the upper triangle is read, and no
+        # d x d temporary is allocated)
         np.matmul(W.T * (mult * p), W, out=H)
-        Wp = W.T @ p
-        np.subtract(H, mult * np.outer(Wp, Wp), out=H)
-        np.add(H, (mult / sf) * np.outer(g, g), out=H)
+        blas.dsyr(-mult, W.T @ p, lower=0, a=H, overwrite_a=1)
+        blas.dsyr(mult / sf, g, lower=0, a=H, overwrite_a=1)
         diag = 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
         cf = cholesky(rows.update(w, diag=diag, extra=H, keep=keep), work=rows.work,
                       max_tries=13)
