@@ -7,6 +7,11 @@ when :math:`x^t` is classified as :math:`t`; Table 2 reports the mean count and 
 distortion :math:`\max_t \|x^t - x^*\|` (eq. 8). Beside the paper's criterion we report the
 exact existence test (margin LP of :func:`lrtools.solvers.maxprob.class_region_exists`) and how
 often the two disagree, and, for Appendix D, how many constraints are active at :math:`x^t`.
+The margin LP is skipped where eq. 6 already decides (``exists_by``): :math:`x^t` is a witness
+(positive margin), eq. 6's solution and multipliers give a negative weak-duality bound
+(``"eq6-dual"``, :func:`lrtools.solvers.maxprob.margin_bound_from_eq6`), or its certified optimum
+has :math:`p_t < 1/K` (``"eq6-bound"``); otherwise the interior-point LP stops as soon as the sign
+of its optimum is certified (``"lp-sign"``).
 
 :math:`x^t` is not unique (the logits are constant along the null space of the logit Jacobian,
 so a whole face of the region can be optimal), so eq. (8) depends on the solver. Beside it we
