@@ -1407,9 +1407,7 @@ def margin_bound_from_eq6(
     D, e = W[t] - W[others], c[t] - c[others]
     r = D.T @ mu + poly.A.T @ lam  # gradient of the Lagrangian in x (maximised over the box)
     upper = float(mu @ e + lam @ poly.b + np.sum(np.maximum(r * poly.lo, r * poly.hi)))
-    mid, half = 0.5 * (poly.lo + poly.hi), 0.5 * (poly.hi - poly.lo)
-    S = 1.0 + float(np.max(np.abs(D @ mid + e) + np.abs(D) @ half))  # as in _margin_lp
-    upper += abs(1.0 - float(mu.sum())) * S  # the s column's rounding residual
+    upper += abs(1.0 - float(mu.sum())) * _margin_bound_S(poly, D, e)  # s column's rounding
     return upper if np.isfinite(upper) else np.inf
 
 
@@ -1432,6 +1430,12 @@ def _margin(W: np.ndarray, c: np.ndarray, t: int, x: np.ndarray) -> float:
     return float(z[t] - np.max(np.delete(z, t)))
 
 
+def _margin_bound_S(poly: Polytope, D: np.ndarray, e: np.ndarray) -> float:
+    """``S``: 1 + the largest ``|z_t - z_j|`` over the box, the margin variable's bound."""
+    mid, half = 0.5 * (poly.lo + poly.hi), 0.5 * (poly.hi - poly.lo)
+    return 1.0 + float(np.max(np.abs(D @ mid + e) + np.abs(D) @ half))
+
+
 def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     """``min -s`` s.t. ``G (x, s) <= h`` in linprog form, with finite bounds on every variable.
 
@@ -1444,8 +1448,7 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
     others = np.delete(np.arange(W.shape[0]), t)
     D = W[t] - W[others]  # rows (W_t - W_j)
     e = c[t] - c[others]
-    mid, half = 0.5 * (poly.lo + poly.hi), 0.5 * (poly.hi - poly.lo)
-    S = 1.0 + float(np.max(np.abs(D @ mid + e) + np.abs(D) @ half))
+    S = _margin_bound_S(poly, D, e)
     A = sparse.csr_matrix(poly.A)
     G = sparse.vstack(
         [
