@@ -50,6 +50,58 @@ def test_normal_matrix_matches_dense_formula(seed, as_sparse):
     np.testing.assert_allclose(N.rmatvec(d), G.T @ d, atol=1e-11)
 
 
+def _conv_like_rows(seed: int, n: int = 200):
+    """Dense rows, plus rows sharing a few supports as the units of one convolution position
+    do: narrow supports (8 columns, sparse rows) and wide ones (60 columns, above the dense
+    threshold of 5%), a singleton support, and box rows; the last column is a border."""
+    rng = np.random.default_rng(seed)
+    blocks = [rng.standard_normal((30, n))]
+    for size, n_rows, n_supports in ((8, 5, 6), (60, 7, 3), (60, 1, 1)):
+        for _ in range(n_supports):
+            cols = rng.choice(n - 1, size, replace=False)
+            B = np.zeros((n_rows, n))
+            B[:, cols] = rng.standard_normal((n_rows, size))
+            B[:, -1] = 1.0  # the border column (the radius of eq. 5) in every support
+            blocks.append(B)
+    eye = np.eye(n)
+    eye[:, -1] = 1.0
+    blocks.append(eye[:-1])
+    G = np.vstack(blocks)
+    return G[rng.permutation(G.shape[0])]  # groups need not be contiguous
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_support_groups_give_the_exact_matrix(as_sparse):
+    G = _conv_like_rows(0)
+    rng = np.random.default_rng(7)
+    d = rng.uniform(0.01, 3.0, G.shape[0])
+    diag = rng.uniform(0, 1, G.shape[1])
+    H = rng.standard_normal((G.shape[1], 3))
+    H = H @ H.T
+    N = NormalMatrix(sparse.csr_matrix(G) if as_sparse else G)
+    sizes = sorted(cols.size for _, cols, _ in N._groups)
+    assert sizes == [9] * 6 + [61] * 3  # the singleton support is not a group
+    assert N.group_idx.size == 6 * 5 + 3 * 7
+    assert N.dense_idx.size == 30 + 1  # the dense rows and the wide singleton
+    parts = [N.dense_idx, N.group_idx, N.sparse_idx, N.narrow_idx]
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(G.shape[0]))
+    ref = G.T @ (d[:, None] * G) + np.diag(diag) + H
+    for extra in (H, np.asfortranarray(H)):  # either memory order of the symmetric term
+        M = N.update(d, diag=diag, extra=extra)
+        np.testing.assert_allclose(np.triu(M), np.triu(ref), rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(N.matvec(d[: G.shape[1]]), G @ d[: G.shape[1]], atol=1e-12)
+    np.testing.assert_allclose(N.rmatvec(d), G.T @ d, atol=1e-11)
+    keep = N.heaviest(d, 10)  # the reduction drops dense rows only: groups stay exact
+    dense, kept = N.dense_idx, N.dense_idx[keep]
+    dropped = np.setdiff1d(dense, kept)
+    exact = np.setdiff1d(np.arange(G.shape[0]), dropped)
+    ref_k = (G[exact].T @ (d[exact, None] * G[exact])
+             + np.diag(np.sum(d[dropped, None] * G[dropped] ** 2, axis=0)))
+    np.testing.assert_allclose(np.triu(N.update(d, keep=keep)), np.triu(ref_k), atol=1e-11)
+    Mt = NormalMatrix(G, device="cpu").update(d, diag=diag, extra=H)  # full, both triangles
+    np.testing.assert_allclose(Mt.numpy(), ref, rtol=1e-12, atol=1e-11)
+
+
 def test_reduced_matrix_keeps_heaviest_rows_and_diagonal_of_the_rest():
     G = _mixed_rows(3)
     d = np.random.default_rng(3).uniform(0.01, 3.0, G.shape[0])
