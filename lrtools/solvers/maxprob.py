@@ -511,6 +511,16 @@ class _Problem:
         self.rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
         self.n_dense = int(self.rows.dense_idx.size)
         self._H = np.empty((self.d, self.d))
+        self._A_csr = None
+
+    def rows_on(self, rows: np.ndarray, cols: np.ndarray):
+        """``A[rows][:, cols]``: dense for MLP regions, CSR (built once) for sparser ones."""
+        A = self.A
+        if not sparse.issparse(A) and self.rows.dense_idx.size == self.m:
+            return A[np.ix_(rows, cols)]
+        if self._A_csr is None:
+            self._A_csr = sparse.csr_matrix(A)
+        return self._A_csr[rows][:, cols]
 
     def G(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self.rows.matvec(x), x, -x])
@@ -560,13 +570,12 @@ def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio
     free = ~(active[m : m + d] | active[m + d :])
     if rows.size == 0 or not free.any():
         return lam
-    A_s = prob.A[rows]
-    A_s = A_s.toarray() if hasattr(A_s, "toarray") else A_s
+    A_s = prob.rows_on(rows, np.flatnonzero(free))
     if rows.size * free.sum() > _LSTSQ_DENSE_MAX:  # large: a few LSQR sweeps from lam
-        op = sparse.csr_matrix(A_s[:, free]).T
-        sol = lsqr(op, g[free], x0=lam[rows], atol=1e-14, btol=1e-14, iter_lim=300)[0]
+        sol = lsqr(A_s.T, g[free], x0=lam[rows], atol=1e-14, btol=1e-14, iter_lim=300)[0]
     else:
-        sol = _least_squares(A_s[:, free].T, g[free])
+        A_s = A_s.toarray() if sparse.issparse(A_s) else A_s
+        sol = _least_squares(A_s.T, g[free])
     out = lam.copy()
     out[:m] = 0.0
     out[rows] = np.maximum(sol, 0.0)
