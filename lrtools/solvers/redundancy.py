@@ -600,6 +600,11 @@ class _RayScene:
     rows: _Rows
     hit: np.ndarray
     pre_red: np.ndarray
+    A_hit: np.ndarray | None = None  # rows.A[hit], gathered once (every ray step reads it)
+
+    def __post_init__(self) -> None:
+        if self.A_hit is None:
+            self.A_hit = np.ascontiguousarray(self.rows.A[self.hit])
 
 
 def _hits(scene: _RayScene, X: np.ndarray, D: np.ndarray, S: np.ndarray):
@@ -610,7 +615,7 @@ def _hits(scene: _RayScene, X: np.ndarray, D: np.ndarray, S: np.ndarray):
     rates ``A_hit D^T``.
     """
     rows = scene.rows
-    R = rows.A[scene.hit] @ D.T
+    R = scene.A_hit @ D.T
     with np.errstate(divide="ignore", invalid="ignore"):
         T = np.where(R < 0, S / -R, np.inf)
         Tb = np.where(D > 0, (rows.hi - X) / D, np.where(D < 0, (rows.lo - X) / D, np.inf)).T
