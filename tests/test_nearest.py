@@ -219,6 +219,31 @@ def test_non_unique_optimum_nearest_is_found_and_differs_from_the_solvers():
     assert opt.distortion > near.distance + 0.05
 
 
+@pytest.mark.parametrize("scale", [10.0, 20.0, 30.0])
+def test_sharp_softmax_with_p_t_near_one_converges_to_the_analytic_point(scale):
+    """Logits ``scale * (x0, 0, -x0)``: at the optimum ``p_0 = 1 - 5e-5 ... 1 - 1e-13``, where
+    the gradient of ``-log p_0`` is of order ``1 - p_0``. The near-optimal set is
+    ``{x0 >= a}`` (``-log p_0(a) = level``), so the nearest point to ``x*`` is the projection
+    onto ``{x0 >= a, x0 + x1 <= 1.2}``. In the log-probability form the method needed 10-20
+    iterations here (and stalled on paper-size regions); in the log-odds form it needs 5."""
+    from scipy.optimize import brentq
+
+    poly, W, c, xs = _face_region()
+    W = scale * W
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    assert 1.0 - np.exp(opt.log_prob) < 1e-4
+    phi_max = -opt.log_prob + 1e-6
+    a = brentq(lambda v: np.log1p(np.exp(-scale * v) + np.exp(-2 * scale * v)) - phi_max, -1, 1)
+    x0 = max(a, 0.2)
+    ref = np.array([x0, 0.6, -0.4]) if x0 + 0.6 <= 1.2 else np.array([max(a, 0.4),
+                                                                     1.2 - max(a, 0.4), -0.4])
+    near = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap)
+    assert near.status == "optimal" and near.iterations <= 8
+    assert near.lower_bound <= np.linalg.norm(ref - xs) <= near.distance + 1e-12
+    assert np.linalg.norm(near.x - ref) <= near.x_radius + 1e-9
+    assert near.log_prob >= near.level and poly.contains(near.x, tol=0.0)
+
+
 def test_non_unique_optimum_does_not_depend_on_the_given_optimum():
     poly, W, c, xs = _face_region()
     for x_opt in ([1.0, -0.9, 0.9], [1.0, 0.2, 1.0], [1.0, -1.0, -1.0]):
