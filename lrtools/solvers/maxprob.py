@@ -107,6 +107,7 @@ _GAP_FLOOR = 1e-13  # absolute floor of the accepted gap (float64 resolution of 
 _MU_FLOOR = 0.01  # centring keeps n * mu >= _MU_FLOOR * gap (no premature collapse)
 _SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
+_LSQR_ITER = 100  # LSQR sweeps of a large polish (CNN: 50, 100 and 300 gave the same iterates)
 _LSTSQ_DENSE_MAX = 3_000_000  # entries of A_S above which polishing uses LSQR (MNIST: dense QR
 # of 1,000-1,500 active rows x 784 is 4-10x faster than 300 LSQR sweeps)
 _STALL = 3  # iterations without halving the gap (once complementarity is negligible)
@@ -572,7 +573,7 @@ def _polish_multipliers(prob: _Problem, s: np.ndarray, lam: np.ndarray, g, ratio
         return lam
     A_s = prob.rows_on(rows, np.flatnonzero(free))
     if rows.size * free.sum() > _LSTSQ_DENSE_MAX:  # large: a few LSQR sweeps from lam
-        sol = lsqr(A_s.T, g[free], x0=lam[rows], atol=1e-14, btol=1e-14, iter_lim=300)[0]
+        sol = lsqr(A_s.T, g[free], x0=lam[rows], atol=1e-14, btol=1e-14, iter_lim=_LSQR_ITER)[0]
     else:
         A_s = A_s.toarray() if sparse.issparse(A_s) else A_s
         sol = _least_squares(A_s.T, g[free])
