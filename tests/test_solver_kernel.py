@@ -9,9 +9,11 @@ from scipy import sparse
 
 from lrtools.solvers._kernel import (
     NormalMatrix,
+    SinglePrecision,
     cholesky,
     max_step,
     resolve_device,
+    single_precision_state,
     step_length,
     weighted_gram,
 )
@@ -191,3 +193,73 @@ def test_blas_thread_policy(monkeypatch):
         assert blas_threads_now() == before
     with pytest.raises(ValueError, match="threads must be >= 1"):
         blas_threads(0)
+
+
+def _spd(n: int, cond: float, seed: int, order: str = "F") -> np.ndarray:
+    """SPD matrix with eigenvalues log-spaced in [1, cond] (upper triangle valid only)."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    K = (Q * np.logspace(0, np.log10(cond), n)) @ Q.T
+    K = np.triu(K) + np.tril(rng.standard_normal((n, n)), -1)  # garbage below: never read
+    return np.asarray(K, order=order)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_single_precision_factor_refines_to_the_double_solve(order):
+    n = 300
+    K = _spd(n, 1e3, 0, order)
+    Ks = np.triu(K) + np.triu(K, 1).T
+    state = SinglePrecision(n)
+    F = cholesky(K, single=state)
+    assert F.precision == "single" and state.n_single == 1
+    rhs = np.random.default_rng(1).standard_normal((n, 2))
+    want = np.linalg.solve(Ks, rhs)
+    got = F.solve(rhs)
+    # one refinement step: error about (cond * eps32)^2 * cond, far below a float32 solve's
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-7
+    unrefined = lapack_spotrs(F.U, rhs)
+    assert np.linalg.norm(unrefined - want) / np.linalg.norm(want) > 1e-6  # refinement mattered
+    np.testing.assert_allclose(F.solve(rhs[:, 0]), got[:, 0])
+    assert state.enabled and F.precision == "single"
+
+
+def lapack_spotrs(U, rhs):
+    from scipy.linalg import lapack
+
+    return lapack.spotrs(U, rhs.astype(np.float32), lower=0)[0].astype(np.float64)
+
+
+def test_single_precision_hands_over_to_double_when_ill_conditioned():
+    n = 200
+    K = _spd(n, 1e7, 2)  # cond * eps32 near 1: spotrf succeeds, its error estimate is too large
+    Ks = np.triu(K) + np.triu(K, 1).T
+    state = SinglePrecision(n)
+    F = cholesky(K, single=state)
+    rhs = np.random.default_rng(3).standard_normal(n)
+    got = F.solve(rhs)
+    assert F.precision == "double" and not state.enabled and state.n_upgraded == 1
+    want = np.linalg.solve(Ks, rhs)
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5  # double's accuracy here
+    assert cholesky(K, single=state).precision == "double"  # later factors stay in float64
+    state.reset()
+    assert state.enabled
+
+
+def test_single_precision_falls_back_when_spotrf_fails():
+    n = 50
+    rng = np.random.default_rng(4)
+    B = rng.standard_normal((n, n - 1))
+    K = np.asfortranarray(B @ B.T + 1e-12 * np.eye(n))  # PD in float64, singular in float32
+    state = SinglePrecision(n)
+    F = cholesky(K, single=state)
+    assert F is not None and F.precision == "double" and not state.enabled
+    assert state.n_single == 0
+
+
+def test_single_precision_state_policy(monkeypatch):
+    monkeypatch.delenv("LRTOOLS_CHOLESKY", raising=False)
+    assert single_precision_state(785, None) is None  # MNIST: float64 only
+    assert isinstance(single_precision_state(3073, None), SinglePrecision)
+    assert single_precision_state(3073, "cpu") is None  # the torch path factors in float64
+    monkeypatch.setenv("LRTOOLS_CHOLESKY", "double")
+    assert single_precision_state(3073, None) is None

@@ -54,3 +54,28 @@ def test_redundancy_fast_equals_naive_on_cnn(cnn_region):
     naive = redundant_rows_naive(region.polytope)
     np.testing.assert_array_equal(fast.redundant, naive.redundant)
     verify_redundancy(region.polytope, fast)
+
+
+def test_single_precision_factors_keep_the_certified_answers(cnn_region, monkeypatch):
+    """float32 Cholesky factors with refinement (used from n = 2048 on, forced here on the small
+    CNN) give eq. 6 and the insphere of the float64 path and of the independent references."""
+    from lrtools.solvers import _kernel
+
+    _, region = cnn_region
+    poly, W, c = region.polytope, region.logit_W, region.logit_b
+    monkeypatch.setattr(_kernel, "_SINGLE_MIN_N", 1)
+    monkeypatch.delenv("LRTOOLS_CHOLESKY", raising=False)
+    single = [max_log_prob(poly, W, c, t, x_star=region.x_star, method="ipm") for t in (0, 2)]
+    ball = insphere(poly, method="ipm")
+    monkeypatch.setenv("LRTOOLS_CHOLESKY", "double")
+    for res in single:
+        assert res.info["n_single_factors"] > 0
+        double = max_log_prob(poly, W, c, res.target, x_star=region.x_star, method="ipm")
+        assert double.info["n_single_factors"] == 0
+        ref = max_log_prob_cvxpy(poly, W, c, res.target, x_star=region.x_star)
+        for other in (double, ref):
+            assert abs(res.log_prob - other.log_prob) <= res.gap + other.gap + 1e-9
+        assert poly.contains(res.x, tol=0.0)
+    ref_ball = insphere(poly, method="clarabel")
+    assert ball.radius == pytest.approx(ref_ball.radius, rel=1e-7)
+    assert ball.radius == pytest.approx(insphere(poly, method="ipm").radius, rel=1e-9)

@@ -132,7 +132,8 @@ class _Newton:
         if self.n_keep is not None and not exact:
             keep = self.rows.heaviest(d, self.n_keep)
         self.reduced = keep is not None
-        self.F = cholesky(self.rows.update(d, keep=keep), work=self.rows.work, info=self.info)
+        self.F = cholesky(self.rows.update(d, keep=keep), work=self.rows.work, info=self.info,
+                          single=self.rows.single)
         if self.F is not None and self.F.regularization:
             self.info["max_shift"] = max(self.info.get("max_shift", 0.0), self.F.regularization)
         return self.F is not None
@@ -144,7 +145,7 @@ class _Newton:
 
 def _starting_point(rows: NormalMatrix, c, h) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Least-squares start shifted into the interior (Nocedal & Wright, Sec. 14.2)."""
-    F = cholesky(rows.update(np.ones(rows.shape[0])), work=rows.work)
+    F = cholesky(rows.update(np.ones(rows.shape[0])), work=rows.work, single=rows.single)
     if F is None:
         return None
     y = F.solve(rows.rmatvec(h))

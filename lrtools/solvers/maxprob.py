@@ -925,10 +925,10 @@ def max_log_prob_ipm(
     )
 
 
-def _factor(K, work=None):
-    """The kernel's regularised Cholesky factor of K (computed in ``work``, preallocated);
-    SolverError if it stays singular."""
-    F = cholesky(K, work=work, max_tries=13)
+def _factor(K, work=None, single=None):
+    """The kernel's regularised Cholesky factor of K (computed in ``work``, preallocated;
+    float32 with refinement while ``single`` allows); SolverError if it stays singular."""
+    F = cholesky(K, work=work, max_tries=13, single=single)
     if F is None:
         raise SolverError("the Newton system of eq. (6) stays singular after regularisation.")
     return F
@@ -954,7 +954,7 @@ def _direction(prob: _Problem, g, H, s, lam, n_keep, mu_floor=0.0):
     """
     n = s.size
     mu = s @ lam / n
-    cf = _factor(prob.normal_matrix(H, lam / s, n_keep), prob.rows.work)
+    cf = _factor(prob.normal_matrix(H, lam / s, n_keep), prob.rows.work, prob.rows.single)
 
     def solve(r):
         dx = cf.solve(-g + prob.GT(lam - r / s))
@@ -999,6 +999,10 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
     g, H = prob.grad_hess(x)
     lam = _initial_multipliers(prob, s, g)
     status, history, best, n_exact = "max_iter", [], (np.inf, x, lam, s), 0
+    single = prob.rows.single
+    if single is not None:
+        single.reset()
+        n_single0 = single.n_single
     for _ in range(max_iter):
         phi, gap, lam_c = _best_certificate(prob, x, s, lam, g, gap_tol, 0.0)
         history.append(gap)
@@ -1028,6 +1032,7 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
         "n_keep": n_keep,
         "n_exact_newton": n_exact,
         "n_active_multipliers": int(np.sum(lam > s)),
+        "n_single_factors": 0 if single is None else single.n_single - n_single0,
     }
     if status != "optimal":
         raise SolverError(

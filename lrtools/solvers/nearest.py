@@ -611,7 +611,7 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
         blas.dsyr(mult / sf, g, lower=0, a=H, overwrite_a=1)
         diag = 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
         cf = cholesky(rows.update(w, diag=diag, extra=H, keep=keep), work=rows.work,
-                      max_tries=13)
+                      max_tries=13, single=rows.single)
         if cf is None:
             raise SolverError("nearest optimum: the Newton matrix stays singular after "
                               "regularisation.")
