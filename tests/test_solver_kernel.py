@@ -8,6 +8,7 @@ import torch
 from scipy import sparse
 
 from lrtools.solvers._kernel import (
+    LowRank,
     NormalMatrix,
     SinglePrecision,
     cholesky,
@@ -263,3 +264,23 @@ def test_single_precision_state_policy(monkeypatch):
     assert single_precision_state(3073, "cpu") is None  # the torch path factors in float64
     monkeypatch.setenv("LRTOOLS_CHOLESKY", "double")
     assert single_precision_state(3073, None) is None
+
+
+def test_low_rank_extra_equals_its_dense_matrix():
+    """eq. 6's Hessian as U U^T - v v^T, added by syrk/syr, equals the dense extra term."""
+    G = _mixed_rows(5)
+    rng = np.random.default_rng(6)
+    n = G.shape[1]
+    d = rng.uniform(0.01, 3.0, G.shape[0])
+    W = rng.standard_normal((10, n))
+    p = rng.dirichlet(np.ones(10))
+    term = LowRank(W.T * np.sqrt(p), (W.T @ p,))
+    H = W.T @ (np.diag(p) - np.outer(p, p)) @ W
+    np.testing.assert_allclose(term.dense(), H, atol=1e-12)
+    rows = NormalMatrix(G)
+    want = np.triu(rows.update(d, extra=H).copy())
+    got = np.triu(rows.update(d, extra=term))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    t_rows = NormalMatrix(G, device="cpu")
+    np.testing.assert_allclose(t_rows.update(d, extra=term).numpy(),
+                               t_rows.update(d, extra=H).numpy(), rtol=1e-12, atol=1e-12)

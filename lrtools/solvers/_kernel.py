@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - other scipy layouts
 __all__ = [
     "DEVICES",
     "Factor",
+    "LowRank",
     "NormalMatrix",
     "SinglePrecision",
     "blas_threads",
@@ -314,6 +315,34 @@ def _cholesky_torch(K, max_tries: int, info: dict | None) -> Factor | None:
     return None
 
 
+# --------------------------------------------------------------------------- low-rank terms
+
+
+class LowRank:
+    r"""A symmetric low-rank term :math:`U U^T - \sum_k v_k v_k^T` (eq. 6's Hessian
+    :math:`W^T(\operatorname{diag} p - p p^T) W = (W^T \operatorname{diag}\sqrt{p})(\dots)^T
+    - (W^T p)(W^T p)^T`), added into the normal matrix by ``dsyrk``/``dsyr`` on its upper
+    triangle in place, without forming the d x d matrix.
+    """
+
+    def __init__(self, U: np.ndarray, minus: tuple[np.ndarray, ...] = ()) -> None:
+        self.U = np.asfortranarray(U, dtype=np.float64)
+        self.minus = tuple(np.asarray(v, dtype=np.float64) for v in minus)
+
+    def add_upper(self, M: np.ndarray) -> None:
+        """``M += U U^T - sum v v^T`` on the upper triangle of the Fortran matrix ``M``."""
+        blas.dsyrk(1.0, self.U, beta=1.0, c=M, trans=0, lower=0, overwrite_c=1)
+        for v in self.minus:
+            blas.dsyr(-1.0, v, lower=0, a=M, overwrite_a=1)
+
+    def dense(self) -> np.ndarray:
+        """The full symmetric matrix."""
+        out = self.U @ self.U.T
+        for v in self.minus:
+            out -= np.outer(v, v)
+        return out
+
+
 # --------------------------------------------------------------------------- the normal matrix
 
 
@@ -556,7 +585,7 @@ class NormalMatrix:
             Row weights (non-negative).
         diag : ndarray of shape (n,), optional
             Extra diagonal (box rows handled by the caller).
-        extra : ndarray of shape (n, n), optional
+        extra : ndarray of shape (n, n) or LowRank, optional
             Extra symmetric term added to the upper triangle (e.g. eq. 6's Hessian).
         keep : ndarray of int, optional
             Dense rows (indices into the dense block, from :meth:`heaviest`) entering exactly;
@@ -619,7 +648,9 @@ class NormalMatrix:
             dropped[keep] = 0.0
             diagonal += self._squares().T @ dropped
         M[np.diag_indices(n)] += diagonal
-        if extra is not None:  # symmetric: add it in M's own (Fortran) memory order
+        if isinstance(extra, LowRank):
+            extra.add_upper(M)
+        elif extra is not None:  # symmetric: add it in M's own (Fortran) memory order
             M += extra.T if extra.flags.c_contiguous else extra
 
     def _squares(self) -> np.ndarray:
@@ -636,6 +667,8 @@ class NormalMatrix:
         Mt = W.T @ W
         M = self.M
         M.fill(0.0)
+        if isinstance(extra, LowRank):
+            extra = extra.dense()
         self._add_rest(M, d, dd, diag, extra, keep)
         Mt += torch.as_tensor(M, device=self.device)  # symmetric: every term added both ways
         return Mt

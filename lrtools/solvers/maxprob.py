@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 from scipy import sparse
-from scipy.linalg import blas
 from scipy.sparse.linalg import lsqr
 from scipy.special import logsumexp, softmax
 
@@ -64,6 +63,7 @@ from .._validation import check_array, check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
 from ._kernel import (
+    LowRank,
     NormalMatrix,
     blas_threads,
     cholesky,
@@ -511,7 +511,6 @@ class _Problem:
         self.W, self.c, self.t = W, c, t
         self.rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
         self.n_dense = int(self.rows.dense_idx.size)
-        self._H = np.empty((self.d, self.d))
         self._A_csr = None
 
     def rows_on(self, rows: np.ndarray, cols: np.ndarray):
@@ -533,15 +532,13 @@ class _Problem:
     def slack(self, x: np.ndarray) -> np.ndarray:
         return self.G(x) + self.h0
 
-    def grad_hess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient ``W^T (p - e_t)`` and Hessian ``W^T (diag p - p p^T) W`` of phi_t."""
+    def grad_hess(self, x: np.ndarray) -> tuple[np.ndarray, LowRank]:
+        """Gradient ``W^T (p - e_t)`` and Hessian ``W^T (diag p - p p^T) W`` of phi_t, the
+        Hessian as the low-rank term ``(W^T diag sqrt p)(...)^T - (W^T p)(W^T p)^T``."""
         p = softmax(self.W @ x + self.c)
         y = p.copy()
         y[self.t] -= 1.0
-        Wp = self.W.T @ p
-        H = np.matmul(self.W.T * p, self.W, out=self._H)
-        blas.dger(-1.0, Wp, Wp, a=H.T, overwrite_a=1)  # H -= Wp Wp^T in place (H symmetric)
-        return self.W.T @ y, H
+        return self.W.T @ y, LowRank(self.W.T * np.sqrt(p), (self.W.T @ p,))
 
     def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int):
         """``H + A^T D_A A + diag(D_lo + D_hi)``, dense rows beyond ``n_keep`` by their diagonal.

@@ -68,13 +68,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import blas
 from scipy.special import logsumexp, softmax
 
 from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import NormalMatrix, cholesky
+from ._kernel import LowRank, NormalMatrix, cholesky
 
 __all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
            "nearest_optimum_cvxpy"]
@@ -587,7 +586,6 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
         n_keep = max(d, 256) if n_dense == m else max(n_dense // 4, 256)
     if n_keep < n_dense:
         rows.prepare_reduction()
-    H = np.empty((d, d), order="F")  # the rank <= M + 1 level-constraint terms
 
     def slacks(x):
         return np.concatenate([rows.matvec(x) + poly.b, x - lo, hi - x])
@@ -603,14 +601,13 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
         ``exact`` (the others by their diagonal: an inexact Newton step)."""
         w = lam[:m] / s[:m]
         keep = None if exact else rows.heaviest(w, n_keep)
-        # mult W^T (diag p - p p^T) W + (mult / sf) g g^T, written into H
-        # (rank-one terms by BLAS dsyr in place: only the upper triangle is read, and no
-        # d x d temporary is allocated)
-        np.matmul(W.T * (mult * p), W, out=H)
-        blas.dsyr(-mult, W.T @ p, lower=0, a=H, overwrite_a=1)
-        blas.dsyr(mult / sf, g, lower=0, a=H, overwrite_a=1)
+        # mult W^T (diag p - p p^T) W + (mult / sf) g g^T as a low-rank term (p >= 0: the
+        # softmax, or the softmax over j != t): syrk/syr on the normal matrix in place, no
+        # d x d matrix formed
+        U = np.hstack([W.T * np.sqrt(mult * p), np.sqrt(mult / sf) * g[:, None]])
+        extra = LowRank(U, (np.sqrt(mult) * (W.T @ p),))
         diag = 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
-        cf = cholesky(rows.update(w, diag=diag, extra=H, keep=keep), work=rows.work,
+        cf = cholesky(rows.update(w, diag=diag, extra=extra, keep=keep), work=rows.work,
                       max_tries=13, single=rows.single)
         if cf is None:
             raise SolverError("nearest optimum: the Newton matrix stays singular after "
