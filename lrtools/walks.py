@@ -110,12 +110,14 @@ def _masked_logits(net: ReLUNetwork, X: torch.Tensor, masks: torch.Tensor) -> to
 def _relu_piece(v: torch.Tensor, dv: torch.Tensor, tol: float):
     """Decide one layer's masks (lexicographic rule) and the distance to its next sign change."""
     h, dh = v.reshape(v.shape[0], -1), dv.reshape(v.shape[0], -1)
-    scale = h.abs().amax(1, keepdim=True)
-    at_zero = h.abs() <= tol * (scale + dh.abs())
+    ah = h.abs()
+    at_zero = ah <= tol * (ah.amax(1, keepdim=True) + dh.abs())
     mask = torch.where(at_zero, dh > 0, h > 0)
-    inf = torch.full_like(h, torch.inf)
-    t = torch.where(mask & (dh < 0), h.clamp(min=0) / -dh, inf)
-    t = torch.where(~mask & (dh > 0), (-h).clamp(min=0) / dh, t)
+    # a unit moves towards its sign change iff rate = -sign * dh > 0 (sign = +1 if active);
+    # it gets there after max(sign * h, 0) / rate (the same quotients as h / -dh, -h / dh)
+    rate = torch.where(mask, -dh, dh)
+    dist = torch.where(mask, h, -h).clamp_(min=0)
+    t = torch.where(rate > 0, dist / rate, torch.inf)
     return mask, t.amin(1)
 
 

@@ -244,6 +244,42 @@ def test_sharp_softmax_with_p_t_near_one_converges_to_the_analytic_point(scale):
     assert near.log_prob >= near.level and poly.contains(near.x, tol=0.0)
 
 
+def _cone_region(seed: int, k: int = 600, d: int = 300, f: int = 150):
+    """``k`` hyperplanes through one point ``v`` of the first ``f`` coordinates, around the
+    logit direction ``u``: the eq. (6) optimum set is ``{x[:f] = v}`` (``k`` rows tight, a
+    degenerate vertex in those coordinates, any values in the others), so the nearest optimum
+    is ``(v, x*[f:])`` at distance ``||v - x*[:f]|| = 0.5``."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(f)
+    u /= np.linalg.norm(u)
+    a = u + 0.3 * rng.standard_normal((k, f))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    v = 0.3 * rng.uniform(-1, 1, f)
+    A = np.zeros((k, d))
+    A[:, :f] = -a
+    poly = Polytope(A, a @ v, -np.ones(d), np.ones(d))
+    W = np.zeros((3, d))
+    W[0, :f] = 5 * u
+    xs = np.concatenate([v - 0.5 * u, rng.uniform(-0.9, 0.9, d - f)])
+    return poly, W, np.zeros(3), xs, v
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hundreds_of_tight_rows_at_the_optimum(seed):
+    """The start lies within about tol of x^t, on 600 nearly tight rows (slacks ~1e-9): the
+    initial multipliers are bounded there, and the method converges to the known point."""
+    poly, W, c, xs, v = _cone_region(seed)
+    opt = max_log_prob(poly, W, c, 0, x_star=xs)
+    assert int(np.sum(poly.slack(opt.x) < 1e-6)) == 600
+    near = nearest_optimum(poly, W, c, 0, xs, opt.x, opt.log_prob, opt.gap)
+    ref = np.concatenate([v, xs[150:]])
+    assert near.status == "optimal" and near.iterations <= 8
+    assert near.lower_bound <= np.linalg.norm(ref - xs) + 1e-12
+    assert near.distance == pytest.approx(0.5, rel=2e-6)  # the level allows O(tol) less
+    assert np.linalg.norm(near.x - ref) <= near.x_radius + 1e-9
+    assert opt.distortion > near.distance + 0.5  # the solver's optimum is elsewhere on the face
+
+
 def test_non_unique_optimum_does_not_depend_on_the_given_optimum():
     poly, W, c, xs = _face_region()
     for x_opt in ([1.0, -0.9, 0.9], [1.0, 0.2, 1.0], [1.0, -1.0, -1.0]):
