@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
@@ -101,6 +101,7 @@ KINDS = ("zero", "box", "duplicate", "dual", "ray", "witness", "lp", "unverified
 _NAIVE_METHODS = ("highs", "highs-ipm", "highs-ds", "clarabel", "ipm")
 _WITNESS_MARGIN = 1e-12  # slack (distance units) a repaired witness keeps on every constraint
 _DUP_DECIMALS = 9  # rounding used to group parallel rows before verifying them exactly
+_PROBE_SINGLE = True  # the affine probe's scaling in float32 (see _ProbeScaling)
 
 
 @dataclass(frozen=True, eq=False)
@@ -776,6 +777,44 @@ def _ray_phase(rec, scene, center, tol, walk_steps, chunk) -> dict:
 # --------------------------------------------------------------------------- fast: LP phase
 
 
+class _ProbeScaling:
+    r"""The affine probe's scaling :math:`u = H^{-1} w_k` in float32 (``ssyrk``, ``spotrf``).
+
+    Exactness does not depend on it: any positive definite scaling gives a descent direction,
+    the step to the boundary is measured in float64 with every row for the ``u`` used, and the
+    dual estimate is clipped at 0 and bounded exactly by :func:`_dual_bound`. float32 halves
+    the two costs of a probe step (the Gram matrix of the nearest rows and its Cholesky).
+    """
+
+    def __init__(self, Ai: np.ndarray, a: np.ndarray, n_near: int) -> None:
+        d = Ai.shape[1]
+        self.Ai = Ai.astype(np.float32)
+        self.a = a.astype(np.float32)
+        self.B = np.empty((n_near, d), dtype=np.float32)
+        self.H = np.empty((d, d), dtype=np.float32, order="F")
+
+    def solve(self, s, keep, sc, sl, su) -> np.ndarray | None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            root = (1.0 / (s if keep is None else s[keep])).astype(np.float32)
+            B = self.B[: root.size]
+            if keep is None:
+                np.multiply(self.Ai, root[:, None], out=B)
+            else:
+                np.take(self.Ai, keep, axis=0, out=B, mode="clip")
+                B *= root[:, None]
+            H = blas.ssyrk(1.0, B.T, beta=0.0, c=self.H, trans=0, lower=0, overwrite_c=1)
+            H = blas.ssyr(np.float32(sc**-2.0), self.a, a=H, lower=0, overwrite_a=1)
+            H[np.diag_indices_from(H)] += (1.0 / sl**2 + 1.0 / su**2).astype(np.float32)
+            if not np.isfinite(H[np.diag_indices_from(H)]).all():
+                return None
+            U, info = lapack.spotrf(H, lower=0, clean=0, overwrite_a=1)
+            if info != 0:
+                return None
+            u = blas.strsv(U, blas.strsv(U, self.a, trans=1, lower=0), trans=0, lower=0)
+        u = u.astype(np.float64)
+        return u if np.isfinite(u).all() else None
+
+
 def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     """Early-stopped affine scaling on eq. (18) for row ``k`` from a strictly feasible ``x``.
 
@@ -793,18 +832,21 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     d = rows.A.shape[1]
     H_buf, F_buf = np.empty((d, d), order="F"), np.empty((d, d), order="F")
     B_buf = np.empty((min(n_near, idx.size), d))
+    single = _ProbeScaling(Ai, a, min(n_near, idx.size)) if _PROBE_SINGLE else None
     for _ in range(iters):
         s = Ai @ x + bi
         sl, su, sc = x - rows.lo, rows.hi - x, a @ x + beta + 1.0
         near = np.argpartition(s, n_near)[:n_near] if n_near < s.size else slice(None)
         keep = None if isinstance(near, slice) else near
-        H = weighted_gram(Ai, s**-2.0, keep=keep, out=H_buf, buf=B_buf)
-        H = blas.dsyr(sc**-2.0, a, a=H, lower=0, overwrite_a=1)  # the cap row
-        H[np.diag_indices_from(H)] += 1.0 / sl**2 + 1.0 / su**2
-        F = cholesky(H, work=F_buf, max_tries=1)
-        if F is None:
-            return False, x
-        u = F.solve(a)
+        u = None if single is None else single.solve(s, keep, sc, sl, su)
+        if u is None:  # float64 (the float32 factor failed: slacks below ~1e-19)
+            H = weighted_gram(Ai, s**-2.0, keep=keep, out=H_buf, buf=B_buf)
+            H = blas.dsyr(sc**-2.0, a, a=H, lower=0, overwrite_a=1)  # the cap row
+            H[np.diag_indices_from(H)] += 1.0 / sl**2 + 1.0 / su**2
+            F = cholesky(H, work=F_buf, max_tries=1)
+            if F is None:
+                return False, x
+            u = F.solve(a)
         lam = np.zeros(s.size)
         lam[near] = np.maximum((Ai[near] @ u) / s[near] ** 2, 0.0)
         bound = _dual_bound(rows, k, idx, lam)
