@@ -41,6 +41,8 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import blas, lapack
 
+from ..exceptions import SolverError
+
 try:  # add a CSR / COO matrix into a dense buffer without allocating (scipy's own kernels)
     from scipy.sparse._sparsetools import coo_todense as _coo_add_into
     from scipy.sparse._sparsetools import csr_todense as _csr_add_into
@@ -159,8 +161,9 @@ class SinglePrecision:
 
     and :math:`\|c\| / \|y + c\|` estimates the relative error of the unrefined ``y``
     (refinement contracts the error by about that factor). When the estimate exceeds
-    ``max_error``, or ``spotrf`` fails, this solve and every later factorisation of the
-    region use float64 (barrier matrices only grow worse conditioned along the path). The
+    ``max_error``, or ``spotrf`` fails, this solve and every later factorisation use float64
+    until :meth:`reset` (barrier matrices only grow worse conditioned along the path; eq. 6
+    resets at each class). The
     solves are Newton directions of interior-point methods whose residuals and certificates
     are measured in float64 by the caller, so the precision of a direction changes the
     path, never an answer.
@@ -251,7 +254,9 @@ class Factor:
         state.n_upgraded += 1
         F = cholesky(K, work=work, max_tries=max_tries, info=info)
         if F is None:
-            raise FloatingPointError("the normal matrix stays singular after regularisation.")
+            n = K.shape[0]
+            raise SolverError(f"the {n} x {n} normal matrix, factored in float32, stays "
+                              "singular in float64 after regularisation.")
         self.U, self.regularization, self._single = F.U, F.regularization, None
         return self.solve(rhs)
 
