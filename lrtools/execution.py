@@ -201,7 +201,11 @@ def local_cluster(n_workers: int, *, dashboard: bool = True):
     """The embedded :class:`distributed.LocalCluster`: ``n_workers`` processes on 127.0.0.1
     with one thread each (also for OpenMP/BLAS) and no memory limit.
 
-    Two of Dask's defaults are off because they slow numpy/torch-heavy points down:
+    Three of Dask's defaults are off. The active memory manager's ``ReduceReplicas`` policy
+    drops a broadcast model from a worker whenever no task waiting there needs it, and the next
+    task fetches and unpickles it again (with its interval at 10 ms, 98 of 200 short tasks got a
+    second copy; at the default 2 s it happened on a loaded CI machine). The other two slow
+    numpy/torch-heavy points down:
     the workers' statistical profiler (it takes the GIL every 10 ms to sample the task's stack,
     and only the dashboard would show its data), and ``MALLOC_TRIM_THRESHOLD_=65536`` in the
     workers' environment. Setting it switches off glibc's dynamic mmap threshold, so every
@@ -216,7 +220,8 @@ def local_cluster(n_workers: int, *, dashboard: bool = True):
     key = "distributed.nanny.pre-spawn-environ"
     environ = {k: v for k, v in (dask.config.get(key) or {}).items()
                if k != "MALLOC_TRIM_THRESHOLD_"}  # fmt: skip
-    with dask.config.set({"distributed.worker.profile.enabled": False, key: environ}):
+    with dask.config.set({"distributed.worker.profile.enabled": False, key: environ,
+                          "distributed.scheduler.active-memory-manager.start": False}):
         return LocalCluster(
             n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:0" if dashboard else None, memory_limit=0,

@@ -159,6 +159,32 @@ def test_model_is_sent_once_per_worker():
     assert 1 <= len({pid for pid, _ in out}) <= 2
 
 
+def _short_count(model, x) -> tuple[int, int]:
+    time.sleep(0.02)
+    return os.getpid(), _UNPICKLED
+
+
+def test_broadcast_model_stays_on_the_embedded_workers():
+    """Dask's active memory manager (ReduceReplicas) dropped the broadcast model from a worker
+    between tasks, so the next task fetched and unpickled it again (a flake of the test above
+    on a loaded machine). With its interval at 10 ms, 98 of these 200 tasks saw a second copy
+    before it was switched off in the embedded cluster."""
+    import dask
+    import distributed  # noqa: F401  (loads its config defaults before they are changed)
+
+    from lrtools.execution import close_client, local_cluster
+
+    with dask.config.set({"distributed.scheduler.active-memory-manager.interval": "10ms"}):
+        cluster = local_cluster(2, dashboard=False)
+    try:
+        out = map_points(_short_count, _CountingModel(), np.zeros((200, 2)),
+                         scheduler=cluster.scheduler_address, progress=False)
+    finally:
+        close_client()
+        cluster.close()
+    assert [count for _, count in out] == [1] * 200
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_exception_names_the_failing_point(n_jobs):
     X = np.ones((9, 2))
