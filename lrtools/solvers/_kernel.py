@@ -177,8 +177,10 @@ class SinglePrecision:
         self.n_upgraded = 0  # ... and that were replaced by float64 on their error estimate
 
     def reset(self) -> None:
-        """Enable float32 factors again: a new solve on the same rows starts well conditioned."""
+        """Enable float32 factors again and zero the counts: a new solve on the same rows
+        starts well conditioned."""
         self.enabled = True
+        self.n_single = self.n_upgraded = 0
 
 
 def single_precision_state(n: int, device: str | None) -> SinglePrecision | None:

@@ -540,7 +540,7 @@ class _Problem:
         y[self.t] -= 1.0
         return self.W.T @ y, LowRank(self.W.T * np.sqrt(p), (self.W.T @ p,))
 
-    def normal_matrix(self, H: np.ndarray, dvec: np.ndarray, n_keep: int):
+    def normal_matrix(self, H: LowRank, dvec: np.ndarray, n_keep: int):
         """``H + A^T D_A A + diag(D_lo + D_hi)``, dense rows beyond ``n_keep`` by their diagonal.
 
         Only the ``n_keep`` dense rows of largest weight ``D_i ||a_i||^2`` enter
@@ -999,7 +999,6 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
     single = prob.rows.single
     if single is not None:
         single.reset()
-        n_single0 = single.n_single
     for _ in range(max_iter):
         phi, gap, lam_c = _best_certificate(prob, x, s, lam, g, gap_tol, 0.0)
         history.append(gap)
@@ -1029,7 +1028,7 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
         "n_keep": n_keep,
         "n_exact_newton": n_exact,
         "n_active_multipliers": int(np.sum(lam > s)),
-        "n_single_factors": 0 if single is None else single.n_single - n_single0,
+        "n_single_factors": 0 if single is None else single.n_single,
     }
     if status != "optimal":
         raise SolverError(

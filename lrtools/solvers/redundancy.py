@@ -80,7 +80,7 @@ from scipy.linalg import blas, lapack
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import cholesky, weighted_gram
+from ._kernel import _potrs, cholesky, weighted_gram
 from ._lp import record_fallback, solve_lp
 
 __all__ = [
@@ -101,7 +101,6 @@ KINDS = ("zero", "box", "duplicate", "dual", "ray", "witness", "lp", "unverified
 _NAIVE_METHODS = ("highs", "highs-ipm", "highs-ds", "clarabel", "ipm")
 _WITNESS_MARGIN = 1e-12  # slack (distance units) a repaired witness keeps on every constraint
 _DUP_DECIMALS = 9  # rounding used to group parallel rows before verifying them exactly
-_PROBE_SINGLE = True  # the affine probe's scaling in float32 (see _ProbeScaling)
 
 
 @dataclass(frozen=True, eq=False)
@@ -804,14 +803,14 @@ class _ProbeScaling:
                 B *= root[:, None]
             H = blas.ssyrk(1.0, B.T, beta=0.0, c=self.H, trans=0, lower=0, overwrite_c=1)
             H = blas.ssyr(np.float32(sc**-2.0), self.a, a=H, lower=0, overwrite_a=1)
-            H[np.diag_indices_from(H)] += (1.0 / sl**2 + 1.0 / su**2).astype(np.float32)
-            if not np.isfinite(H[np.diag_indices_from(H)]).all():
+            diag = np.diag_indices_from(H)
+            H[diag] += (1.0 / sl**2 + 1.0 / su**2).astype(np.float32)
+            if not np.isfinite(H[diag]).all():
                 return None
             U, info = lapack.spotrf(H, lower=0, clean=0, overwrite_a=1)
             if info != 0:
                 return None
-            u = blas.strsv(U, blas.strsv(U, self.a, trans=1, lower=0), trans=0, lower=0)
-        u = u.astype(np.float64)
+            u = _potrs(U, self.a).astype(np.float64)
         return u if np.isfinite(u).all() else None
 
 
@@ -832,13 +831,13 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     d = rows.A.shape[1]
     H_buf, F_buf = np.empty((d, d), order="F"), np.empty((d, d), order="F")
     B_buf = np.empty((min(n_near, idx.size), d))
-    single = _ProbeScaling(Ai, a, min(n_near, idx.size)) if _PROBE_SINGLE else None
+    single = _ProbeScaling(Ai, a, min(n_near, idx.size))
     for _ in range(iters):
         s = Ai @ x + bi
         sl, su, sc = x - rows.lo, rows.hi - x, a @ x + beta + 1.0
         near = np.argpartition(s, n_near)[:n_near] if n_near < s.size else slice(None)
         keep = None if isinstance(near, slice) else near
-        u = None if single is None else single.solve(s, keep, sc, sl, su)
+        u = single.solve(s, keep, sc, sl, su)
         if u is None:  # float64 (the float32 factor failed: slacks below ~1e-19)
             H = weighted_gram(Ai, s**-2.0, keep=keep, out=H_buf, buf=B_buf)
             H = blas.dsyr(sc**-2.0, a, a=H, lower=0, overwrite_a=1)  # the cap row
