@@ -60,6 +60,7 @@ __all__ = [
     "max_step",
     "resolve_device",
     "single_precision_state",
+    "solve_factored",
     "step_length",
     "weighted_gram",
 ]
@@ -201,7 +202,7 @@ def _symv(K: np.ndarray, y: np.ndarray) -> np.ndarray:
     return blas.dsymv(1.0, K.T, y, lower=1)
 
 
-def _potrs(U: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+def solve_factored(U: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """``(U^T U)^{-1} rhs`` from the upper triangle of ``U`` (float32 or float64 like ``U``).
 
     One right-hand side goes through two ``trsv`` (BLAS-2): LAPACK's ``potrs`` calls ``trsm``,
@@ -241,8 +242,8 @@ class Factor:
         out = np.empty(R.shape)
         for j in range(R.shape[1]):
             r = R[:, j]
-            y = _potrs(self.U, r).astype(np.float64)
-            c = _potrs(self.U, r - _symv(K, y))
+            y = solve_factored(self.U, r).astype(np.float64)
+            c = solve_factored(self.U, r - _symv(K, y))
             y += c
             ny = np.linalg.norm(y)
             if not (np.isfinite(ny) and np.linalg.norm(c) <= state.max_error * ny):
@@ -267,7 +268,7 @@ class Factor:
         if self._single is not None:
             return self._solve_single(rhs)
         if self.torch_device is None:
-            return _potrs(self.U, np.asarray(rhs, dtype=np.float64))
+            return solve_factored(self.U, np.asarray(rhs, dtype=np.float64))
         import torch
 
         r = torch.as_tensor(np.asarray(rhs, dtype=np.float64), device=self.torch_device)

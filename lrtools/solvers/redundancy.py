@@ -80,7 +80,7 @@ from scipy.linalg import blas, lapack
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import _potrs, cholesky, weighted_gram
+from ._kernel import cholesky, solve_factored, weighted_gram
 from ._lp import record_fallback, solve_lp
 
 __all__ = [
@@ -810,7 +810,7 @@ class _ProbeScaling:
             U, info = lapack.spotrf(H, lower=0, clean=0, overwrite_a=1)
             if info != 0:
                 return None
-            u = _potrs(U, self.a).astype(np.float64)
+            u = solve_factored(U, self.a).astype(np.float64)
         return u if np.isfinite(u).all() else None
 
 
