@@ -20,6 +20,11 @@ from lrtools.models import build_mlp
 from lrtools.polytope import Polytope
 from lrtools.regions import linear_region
 from lrtools.solvers.redundancy import (
+    _hits,
+    _normalise,
+    _RayScene,
+    _Record,
+    _record_rays,
     redundant_rows,
     redundant_rows_naive,
     verify_redundancy,
@@ -341,6 +346,65 @@ def test_every_phase_can_be_switched_off():
     lean = redundant_rows(poly, walk_steps=0, affine_iters=0, reduced_rows=0)
     np.testing.assert_array_equal(lean.redundant, ref.redundant)
     assert lean.n_lp >= ref.n_lp
+
+
+# ----------------------------------------------------------------------------- ray hits
+
+
+def _hits_float64(rows, hit, X, D, S):
+    """Reference first/second hit times of the hit rows and the box, all in float64."""
+    R = rows.A[hit] @ D.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        T = np.where(R < 0, S / -R, np.inf)
+        Tb = np.where(D > 0, (rows.hi - X) / D, np.where(D < 0, (rows.lo - X) / D, np.inf)).T
+    return np.vstack([T, Tb])
+
+
+def test_float32_rates_choose_hits_and_float64_times_them():
+    """On a network region the hits chosen by float32 rates are the float64 ones, timed exactly."""
+    poly = _region(16, [40, 40], "vanilla", 3)
+    rows = _normalise(poly)
+    hit = np.flatnonzero(~rows.zero)
+    scene = _RayScene(rows, hit, np.zeros(rows.m, dtype=bool))
+    x = _chebyshev(poly)
+    D = np.random.default_rng(0).standard_normal((300, poly.dim))
+    X = np.broadcast_to(x, D.shape)
+    S = rows.slack(hit, x)[:, None]
+    first, t1, t2, _ = _hits(scene, X, D, S)
+    T = _hits_float64(rows, hit, X, D, np.broadcast_to(S, (hit.size, D.shape[0])))
+    labels = np.concatenate([hit, -1 - np.arange(poly.dim)])
+    cols = np.arange(D.shape[0])
+    i1 = np.argmin(T, axis=0)
+    Ts = np.sort(T, axis=0)
+    clear = Ts[1] > Ts[0] * (1 + 1e-4)  # float32 cannot misorder these
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(first[clear], labels[i1][clear])
+    np.testing.assert_allclose(t1, T[i1, cols], rtol=1e-13)  # float64 times, not float32
+    np.testing.assert_allclose(t2[clear], Ts[1][clear], rtol=1e-13)
+
+
+def test_a_float32_tie_of_two_hits_is_not_used_as_a_certificate():
+    """Two rows whose rates tie in float32: the float64 times expose the order, nothing recorded.
+
+    Along D = (1, 0.5) from the origin row 0 (rate -1) is hit at 0.5 and row 1 (rate
+    -1 - 5e-10, equal to row 0's in float32) at 0.5 / (1 + 5e-10): float32 picks row 0, the
+    wrong one.
+    """
+    A = np.array([[-1.0, 0.0], [-1.0, -1e-9], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    poly = Polytope.from_box(A, np.full(5, 0.5))
+    rows = _normalise(poly)
+    hit = np.arange(rows.m)
+    scene = _RayScene(rows, hit, np.zeros(rows.m, dtype=bool))
+    X, D = np.zeros((1, 2)), np.array([[1.0, 0.5]])
+    S = rows.slack(hit, X[0])[:, None]
+    first, t1, t2, _ = _hits(scene, X, D, S)
+    assert first[0] == 0 and t1[0] == 0.5  # float32's choice, timed in float64
+    assert t2[0] == pytest.approx(0.5 / (1 + 5e-10), rel=1e-15) and t2[0] < t1[0]
+    rec = _Record(rows, np.ones(rows.m, dtype=bool), TOL)
+    assert _record_rays(rec, scene, X, D, first, t1, t2, TOL).size == 0
+    fast, naive = redundant_rows(poly), redundant_rows_naive(poly)
+    np.testing.assert_array_equal(fast.redundant, naive.redundant)
+    verify_redundancy(poly, fast)
 
 
 # ----------------------------------------------------------------------------- verification
