@@ -210,7 +210,12 @@ def _dual_bound(rows: _Rows, k: int, idx: np.ndarray, lam: np.ndarray, mu: float
     For feasible ``x``: :math:`w_k^T x + b_k \ge r^T x + (1-\mu) b_k - \lambda^T b - \mu` with
     :math:`r = (1-\mu) w_k - A^T\lambda`, minimised over the box.
     """
-    r = (1.0 - mu) * rows.A[k] - rows.A[idx].T @ lam
+    if 2 * idx.size > rows.m:  # scatter lam rather than gather the rows (a copy of A)
+        lam_all = np.zeros(rows.m)
+        lam_all[idx] = lam
+        r = (1.0 - mu) * rows.A[k] - rows.A.T @ lam_all
+    else:
+        r = (1.0 - mu) * rows.A[k] - rows.A[idx].T @ lam
     const = (1.0 - mu) * rows.b[k] - lam @ rows.b[idx] - mu
     return float(const) + _box_min(r, rows.lo, rows.hi)
 
@@ -706,31 +711,34 @@ def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
     D = -F.solve(rows.A[tg].T).T
     X = np.repeat(x[None, :], n, axis=0)
     S = np.repeat(rows.slack(scene.hit, x)[:, None], n, axis=1)
-    Q = np.zeros((n, steps, d))
+    Q = np.empty((n, steps, d))  # each walker's active set: orthonormal normals
     alive = np.ones(n, dtype=bool)
     for step in range(steps):
         alive &= ~rec.decided[tg]
-        ia = np.flatnonzero(alive)
-        if not ia.size:
-            break
-        first, t1, t2, R = _hits(scene, X[ia], D[ia], S[:, ia])
-        _record_rays(rec, scene, X[ia], D[ia], first, t1, t2, tol)
+        if not alive.all():  # keep the walkers still going contiguous (no per-step gathers)
+            if not alive.any():
+                break
+            tg, X, D, S = tg[alive], X[alive], D[alive], S[:, alive]
+            Qn = np.empty((tg.size, steps, d))  # untouched pages cost nothing
+            Qn[:, :step] = Q[alive, :step]
+            Q = Qn
+        first, t1, t2, R = _hits(scene, X, D, S)
+        _record_rays(rec, scene, X, D, first, t1, t2, tol)
         finite = np.isfinite(t1)
         step_len = np.where(finite, theta * t1, 0.0)
-        X[ia] += step_len[:, None] * D[ia]
-        S[:, ia] += R * step_len
+        X += step_len[:, None] * D
+        S += R * step_len
         g = _normals(rows, first, d)
-        Qa = Q[ia, :step]
+        Qa = Q[:, :step]
         q = g - np.einsum("nsd,ns->nd", Qa, np.einsum("nsd,nd->ns", Qa, g))
         qn = np.linalg.norm(q, axis=1)
         good = finite & (qn > 1e-10)
         q[good] /= qn[good, None]
         q[~good] = 0.0
-        Q[ia, step] = q
-        Dn = D[ia] - q * np.einsum("nd,nd->n", q, D[ia])[:, None]
-        D[ia] = Dn
-        descent = np.einsum("nd,nd->n", rows.A[tg[ia]], Dn) < -1e-12
-        alive[ia] = good & descent
+        Q[:, step] = q
+        D -= q * np.einsum("nd,nd->n", q, D)[:, None]
+        descent = np.einsum("nd,nd->n", rows.A[tg], D) < -1e-12
+        alive = good & descent
 
 
 def _normals(rows: _Rows, first: np.ndarray, d: int) -> np.ndarray:
@@ -850,8 +858,8 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
     H_buf, F_buf = np.empty((d, d), order="F"), np.empty((d, d), order="F")
     B_buf = np.empty((min(n_near, idx.size), d))
     single = _ProbeScaling(Ai, a, min(n_near, idx.size))
+    s = Ai @ x + bi
     for _ in range(iters):
-        s = Ai @ x + bi
         sl, su, sc = x - rows.lo, rows.hi - x, a @ x + beta + 1.0
         near = np.argpartition(s, n_near)[:n_near] if n_near < s.size else slice(None)
         keep = None if isinstance(near, slice) else near
@@ -864,21 +872,22 @@ def _affine_probe(rec, k, idx, x, iters, tol, n_near, theta=0.95):
             if F is None:
                 return False, x
             u = F.solve(a)
+        Au = Ai @ u  # one pass over the rows: the dual estimate, the step and the new slacks
         lam = np.zeros(s.size)
-        lam[near] = np.maximum((Ai[near] @ u) / s[near] ** 2, 0.0)
+        lam[near] = np.maximum(Au[near] / s[near] ** 2, 0.0)
         bound = _dual_bound(rows, k, idx, lam)
         if bound >= -tol:
             rec.drop(k, "dual", bound, idx, lam)
             return True, x
-        rate = -(Ai @ u)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = min(np.min(np.where(rate < 0, s / -rate, np.inf), initial=np.inf),
+            t = min(np.min(np.where(Au > 0, s / Au, np.inf), initial=np.inf),
                     np.min(np.where(u > 0, sl / u, np.inf)),
                     np.min(np.where(u < 0, su / -u, np.inf)),
                     sc / (a @ u) if a @ u > 0 else np.inf)
         if not np.isfinite(t):
             return False, x
         x = x - theta * t * u
+        s = s - (theta * t) * Au  # affine slacks (the witness test below recomputes them)
         s_k = float(a @ x + beta)
         if s_k < -tol and _is_witness(rows, k, x, idx, tol):
             rec.keep(k, "witness", s_k, x)
