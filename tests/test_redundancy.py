@@ -370,7 +370,7 @@ def test_float32_rates_choose_hits_and_float64_times_them():
     D = np.random.default_rng(0).standard_normal((300, poly.dim))
     X = np.broadcast_to(x, D.shape)
     S = rows.slack(hit, x)[:, None]
-    first, t1, t2, _ = _hits(scene, X, D, S)
+    first, t1, t2, _ = _hits(scene, X, D, S.astype(np.float32))  # as the ray phase calls it
     T = _hits_float64(rows, hit, X, D, np.broadcast_to(S, (hit.size, D.shape[0])))
     labels = np.concatenate([hit, -1 - np.arange(poly.dim)])
     cols = np.arange(D.shape[0])
@@ -383,25 +383,33 @@ def test_float32_rates_choose_hits_and_float64_times_them():
     np.testing.assert_allclose(t2[clear], Ts[1][clear], rtol=1e-13)
 
 
-def test_a_float32_tie_of_two_hits_is_not_used_as_a_certificate():
-    """Two rows whose rates tie in float32: the float64 times expose the order, nothing recorded.
+@pytest.mark.parametrize(("eps", "recorded"), [(5e-10, False), (5e-9, True)])
+def test_a_float32_tie_of_two_hits_is_ranked_in_float64(eps, recorded):
+    """Two rows whose rates tie in float32: the float64 times rank them, and the second hit
+    must come clearly later (t2 > t1 (1 + 1e-9)) before a witness is built.
 
-    Along D = (1, 0.5) from the origin row 0 (rate -1) is hit at 0.5 and row 1 (rate
-    -1 - 5e-10, equal to row 0's in float32) at 0.5 / (1 + 5e-10): float32 picks row 0, the
-    wrong one.
+    Along D = (1, 0.5) from the origin row 0 (rate -1) is hit at 0.5 and row 1 (rate -1 - eps,
+    equal to row 0's in float32) at 0.5 / (1 + eps): row 1 first.
     """
-    A = np.array([[-1.0, 0.0], [-1.0, -1e-9], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    A = np.array([[-1.0, 0.0], [-1.0, -2 * eps], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
     poly = Polytope.from_box(A, np.full(5, 0.5))
     rows = _normalise(poly)
     hit = np.arange(rows.m)
     scene = _RayScene(rows, hit, np.zeros(rows.m, dtype=bool))
     X, D = np.zeros((1, 2)), np.array([[1.0, 0.5]])
-    S = rows.slack(hit, X[0])[:, None]
+    assert np.float32(rows.A[0] @ D[0]) == np.float32(rows.A[1] @ D[0])  # a float32 tie
+    S = rows.slack(hit, X[0])[:, None].astype(np.float32)
     first, t1, t2, _ = _hits(scene, X, D, S)
-    assert first[0] == 0 and t1[0] == 0.5  # float32's choice, timed in float64
-    assert t2[0] == pytest.approx(0.5 / (1 + 5e-10), rel=1e-15) and t2[0] < t1[0]
-    rec = _Record(rows, np.ones(rows.m, dtype=bool), TOL)
-    assert _record_rays(rec, scene, X, D, first, t1, t2, TOL).size == 0
+    t_row1 = rows.slack(np.array([1]), X[0])[0] / -(rows.A[1] @ D[0])
+    assert first[0] == 1 and t1[0] == pytest.approx(t_row1, rel=1e-15)
+    assert t2[0] == pytest.approx(0.5, rel=1e-15)
+    tol = 1e-12  # the rows' gap at the midpoint is about eps / 4
+    rec = _Record(rows, np.ones(rows.m, dtype=bool), tol)
+    new = _record_rays(rec, scene, X, D, first, t1, t2, tol)
+    assert new.tolist() == ([1] if recorded else [])
+    if recorded:  # the witness violates row 1 and only row 1
+        s = rows.A @ rec.witness[1] + rows.b
+        assert s[1] < -tol and np.all(np.delete(s, 1) > 0)
     fast, naive = redundant_rows(poly), redundant_rows_naive(poly)
     np.testing.assert_array_equal(fast.redundant, naive.redundant)
     verify_redundancy(poly, fast)

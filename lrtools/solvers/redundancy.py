@@ -616,40 +616,53 @@ class _RayScene:
 
 
 def _hits(scene: _RayScene, X: np.ndarray, D: np.ndarray, S: np.ndarray):
-    """First and second hit of the rays ``X[j] + t D[j]`` over ``scene.hit`` rows and the box.
+    """First and second constraint hit by rays ``X[j] + t D[j]`` (t > 0), vectorised.
 
-    ``S`` holds the slacks of the hit rows at the ray origins, shape (n_hit, n) or (n_hit, 1).
-    Returns the first hit (row index, or ``-1 - j`` for box coordinate ``j``), t1, t2 and the
-    rates ``A_hit D^T``.
+    ``S`` holds float32 slacks of the hit rows at the ray origins, shape (n_hit, n) or
+    (n_hit, 1). Returns the first hit (row index, or ``-1 - j`` for box coordinate ``j``), t1,
+    t2 and the float32 rates ``A_hit D^T``.
 
-    The rates come from a float32 product (``sgemm``: 2.3x faster than ``dgemm`` at 3,000 x
-    784 x 64, the walks' shape, measured): they only choose which rows are hit first and
-    second. The hit times of the chosen rows are then recomputed in float64, and every
-    witness built from them is checked exactly twice (:func:`_record_rays` at the witness,
-    :func:`_verify_ray_witnesses` against every row), so float32 can cost a certificate, never
-    a decision.
+    float32 only chooses candidates: the rates come from ``sgemm`` (2.3x ``dgemm`` at 3,000 x
+    784 x 64, the walks' shape, measured) and the two rows of largest approach rate
+    ``-r_i / s_i`` are kept. Their slacks and rates are then recomputed in float64 from ``X``
+    and ``D``, and the two rows and the two nearest box faces are ranked by these exact times.
+    Every witness built from them is checked exactly twice (:func:`_record_rays` at the
+    witness, :func:`_verify_ray_witnesses` against every row), so float32 can cost a
+    certificate, never a decision.
     """
     rows = scene.rows
+    n = X.shape[0]
+    cols = np.arange(n)
     R = scene.A_hit32 @ D.T.astype(np.float32)
-    Sb = np.broadcast_to(S, R.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        T = np.where(R < 0, Sb / -R, np.inf)
+        V = R / S  # < 0: approaching, hit at -1 / V
         Tb = np.where(D > 0, (rows.hi - X) / D, np.where(D < 0, (rows.lo - X) / D, np.inf)).T
-    n_hit = R.shape[0]
-    T = np.vstack([T, Tb])
-    cols = np.arange(T.shape[1])
-    i1 = np.argmin(T, axis=0)
-    t1 = T[i1, cols].copy()
-    T[i1, cols] = np.inf
-    i2 = np.argmin(T, axis=0)
-    t2 = T[i2, cols].copy()
-    for i, t in ((i1, t1), (i2, t2)):  # the chosen rows' hit times in float64
-        j = np.flatnonzero(i < n_hit)
-        r = np.einsum("jd,jd->j", scene.A_hit[i[j]], D[j])
+    np.fmin(V, 0.0, out=V)  # receding rows and 0/0 never win
+    cand_lab, cand_t = [], []
+    prev = None
+    for _ in range(min(2, V.shape[0])):  # the two fastest-approaching rows, timed exactly
+        i = np.argmin(V, axis=0)
+        V[i, cols] = 0.0
+        Ai = scene.A_hit[i]
+        r = np.einsum("nd,nd->n", Ai, D)
+        s = np.einsum("nd,nd->n", Ai, X) + rows.b[scene.hit[i]]
         with np.errstate(divide="ignore", invalid="ignore"):
-            t[j] = np.where(r < 0, Sb[i[j], j] / -r, np.inf)
-    labels = np.concatenate([scene.hit, -1 - np.arange(X.shape[1])])
-    return labels[i1], t1, t2, R
+            t = np.where(r < 0, np.maximum(s, 0.0) / -r, np.inf)
+        if prev is not None:
+            t[i == prev] = np.inf  # all rates were >= 0 in float32: argmin repeated a row
+        prev = i
+        cand_t.append(t)
+        cand_lab.append(scene.hit[i])
+    for _ in range(2):  # the two nearest box faces (exact already)
+        j = np.argmin(Tb, axis=0)
+        cand_t.append(Tb[j, cols].copy())
+        Tb[j, cols] = np.inf
+        cand_lab.append(-1 - j)
+    T, L = np.vstack(cand_t), np.vstack(cand_lab)
+    order = np.argsort(T, axis=0, kind="stable")[:2]
+    first = L[order[0], cols]
+    t1, t2 = T[order[0], cols], T[order[1], cols]
+    return first, t1, t2, R
 
 
 def _record_rays(rec, scene, X, D, first, t1, t2, tol) -> np.ndarray:
@@ -671,7 +684,7 @@ def _record_rays(rec, scene, X, D, first, t1, t2, tol) -> np.ndarray:
 def _shoot(rec, scene, x, D_of, targets, tol, chunk):
     """Rays from ``x`` along ``D_of(targets chunk)`` for every undecided target."""
     n = 0
-    s0 = scene.rows.slack(scene.hit, x)[:, None]
+    s0 = scene.rows.slack(scene.hit, x)[:, None].astype(np.float32)
     for s in range(0, targets.size, chunk):
         tg = targets[s : s + chunk]
         tg = tg[~rec.decided[tg]]
@@ -710,7 +723,7 @@ def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
     n, d = tg.size, x.size
     D = -F.solve(rows.A[tg].T).T
     X = np.repeat(x[None, :], n, axis=0)
-    S = np.repeat(rows.slack(scene.hit, x)[:, None], n, axis=1)
+    S = np.repeat(rows.slack(scene.hit, x)[:, None].astype(np.float32), n, axis=1)
     Q = np.empty((n, steps, d))  # each walker's active set: orthonormal normals
     alive = np.ones(n, dtype=bool)
     for step in range(steps):
@@ -727,7 +740,7 @@ def _walk_chunk(rec, scene, x, F, tg, steps, tol, theta=0.95):
         finite = np.isfinite(t1)
         step_len = np.where(finite, theta * t1, 0.0)
         X += step_len[:, None] * D
-        S += R * step_len
+        S += R * step_len.astype(np.float32)  # float32 slacks: they only choose candidates
         g = _normals(rows, first, d)
         Qa = Q[:, :step]
         q = g - np.einsum("nsd,ns->nd", Qa, np.einsum("nsd,nd->ns", Qa, g))
