@@ -302,17 +302,17 @@ def _repair(rows, x, present, interior):
     return x + t * (interior - x) if t < 1.0 else None
 
 
-def _witness_from(rows, k, x, present, tol, interior=None):
-    """A verified witness for row ``k`` from a (nearly feasible) point, or None."""
+def _witness_from(rows, k, x, present, tol, interiors=()):
+    """A verified witness for row ``k`` from a (nearly feasible) point, or None: ``x`` itself,
+    else ``x`` pulled towards each strictly interior point of ``interiors`` in turn."""
     if x is None or not np.all(np.isfinite(x)):
         return None
     if _is_witness(rows, k, x, present, tol):
         return x
-    if interior is None:
-        return None
-    y = _repair(rows, x, present, interior)
-    if y is not None and _is_witness(rows, k, y, present, tol):
-        return y
+    for interior in interiors:
+        y = _repair(rows, x, present, interior)
+        if y is not None and _is_witness(rows, k, y, present, tol):
+            return y
     return None
 
 
@@ -377,7 +377,7 @@ def _decide(rec, k, idx, ans, tol, interior, gap_tol, feas_tol=1e-8):
     if bound >= -tol:
         rec.drop(k, "dual", bound, idx, lam)
         return True
-    w = _witness_from(rows, k, ans.x, idx, tol, interior)
+    w = _witness_from(rows, k, ans.x, idx, tol, () if interior is None else (interior,))
     if w is not None:
         rec.keep(k, "witness", float(rows.slack(np.array([k]), w)[0]), w)
         return True
@@ -606,13 +606,12 @@ class _RayScene:
     hit: np.ndarray
     pre_red: np.ndarray
     A_hit: np.ndarray | None = None  # rows.A[hit], gathered once (every ray step reads it)
-    A_hit32: np.ndarray | None = None  # ... in float32: the rates that choose the hits
+    A_hit32: np.ndarray = field(init=False, repr=False)  # ... in float32: chooses the hits
 
     def __post_init__(self) -> None:
         if self.A_hit is None:
             self.A_hit = np.ascontiguousarray(self.rows.A[self.hit])
-        if self.A_hit32 is None:
-            self.A_hit32 = self.A_hit.astype(np.float32)
+        self.A_hit32 = self.A_hit.astype(np.float32)
 
 
 def _hits(scene: _RayScene, X: np.ndarray, D: np.ndarray, S: np.ndarray):
@@ -932,9 +931,7 @@ def _reduced_lp(rec, k, idx, x, center, tol, n_rows, rounds) -> tuple[bool, int]
         if bound >= -tol:
             rec.drop(k, "dual", bound, sub, lam)
             return True, r + 1
-        w = _witness_from(rows, k, ans.x, idx, tol, x)
-        if w is None:
-            w = _witness_from(rows, k, ans.x, idx, tol, center)
+        w = _witness_from(rows, k, ans.x, idx, tol, (x, center))
         if w is not None:
             rec.keep(k, "witness", float(rows.slack(np.array([k]), w)[0]), w)
             return True, r + 1
