@@ -122,14 +122,45 @@ def test_pull_inside_leaves_a_zero_slack_hyperplane():
     poly = Polytope(np.array([[1.0, 0.0]]), np.array([-0.5]), np.zeros(2), np.ones(2))
     on_plane = np.array([0.5, 1.0])  # also on a box face, which is allowed
     x_in = np.array([0.75, 0.5])
-    x, theta = mp._pull_inside(poly, on_plane, x_in)
-    assert poly.slack(x)[0] > 0 and 0 < theta < 1e-9
+    x, moved = mp._pull_inside(poly, on_plane, x_in)
+    assert poly.slack(x)[0] > 0 and 0 < moved < 1e-9
+    assert moved == pytest.approx(np.linalg.norm(x - on_plane))
     assert np.all(x >= poly.lo) and np.all(x <= poly.hi)
     slightly_out = np.array([0.5 - 1e-17, 0.3])
     x2, _ = mp._pull_inside(poly, slightly_out, x_in)
     assert poly.slack(x2)[0] >= mp._row_margins(poly, x2)[0] > 0
-    same, theta0 = mp._pull_inside(poly, x_in, np.array([0.8, 0.5]))
-    assert theta0 == 0.0 and np.array_equal(same, x_in)
+    same, moved0 = mp._pull_inside(poly, x_in, np.array([0.8, 0.5]))
+    assert moved0 == 0.0 and np.array_equal(same, x_in)
+
+
+def test_pull_inside_moves_by_the_margin_when_x_in_is_near_the_same_hyperplane():
+    # the eq. (6) failure of a cold build: the interior point x_in had a slack of only ~1e-4
+    # on the rows tight at the optimum, so the segment toward it moved x by ~1e-7 and the
+    # certified gap was lost. The lift moves by about the margin itself.
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = np.array([-0.5, 0.0, 0.0])
+    poly = Polytope(A, b, -np.ones(2), np.ones(2))
+    x = np.array([0.5, 0.2])  # on row 0
+    x_in = np.array([0.5 + 1e-4, 0.9])
+    margin = mp._row_margins(poly, x)[0]
+    seg = mp._pull_toward(poly, x, x_in)
+    lifted, moved = mp._pull_inside(poly, x, x_in)
+    assert mp._inside_enough(poly, lifted) and mp._inside_enough(poly, seg)
+    assert moved <= 3 * margin  # a_0 has unit norm: the lift is 2 margins along it
+    assert np.linalg.norm(seg - x) > 1e3 * moved
+    assert lifted[1] == x[1]  # rows clear of their margin are held where they are
+
+
+def test_lift_rows_holds_the_box_faces_it_would_cross():
+    # {x in [0,1]^2 : x_0 + x_1 - 1 >= 0} at the corner (1, 0), on the hyperplane: the
+    # shortest lift would leave the box through x_0 = 1, so x_0 is held and x_1 rises
+    poly = Polytope(np.array([[1.0, 1.0]]), np.array([-1.0]), np.zeros(2), np.ones(2))
+    x = np.array([1.0, 0.0])
+    lifted = mp._lift_rows(poly, x)
+    assert lifted is not None and lifted[0] == 1.0 and 0 < lifted[1] < 1e-12
+    assert poly.slack(lifted)[0] >= mp._row_margins(poly, lifted)[0]
+    # a point outside the box is not the lift's job
+    assert mp._lift_rows(poly, np.array([1.0 + 1e-12, 0.0])) is None
 
 
 def test_clarabel_answer_on_the_boundary_is_pulled_inside():
