@@ -19,6 +19,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,12 +79,13 @@ class Polytope:
         """Number of hyperplane rows ``m`` (box rows not counted)."""
         return int(self.A.shape[0])
 
-    @property
+    @cached_property
     def row_norms(self) -> np.ndarray:
-        """Euclidean norms ``||w_i||`` of the rows, shape (m,)."""
+        """Euclidean norms ``||w_i||`` of the rows, shape (m,); computed once (``A`` is not to
+        be modified in place), without an ``m x d`` temporary for dense ``A``."""
         if hasattr(self.A, "multiply"):
             return np.sqrt(np.asarray(self.A.multiply(self.A).sum(axis=1)).ravel())
-        return np.linalg.norm(self.A, axis=1)
+        return np.sqrt(np.einsum("ij,ij->i", self.A, self.A))
 
     def slack(self, x: np.ndarray) -> np.ndarray:
         """Hyperplane slacks ``A x + b``; shape (m,) for one point, (n, m) for (n, d) points."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
+from lrtools.exceptions import SolverError
 from lrtools.models import build_mlp
 from lrtools.polytope import Polytope
 from lrtools.regions import activation_patterns, linear_region
@@ -203,3 +205,52 @@ def test_stall_measure_follows_the_gap_when_the_optimum_is_near_zero():
     assert min(rel_gaps[1:]) >= 1.0  # the old measure never improved on the first iterate
     assert all(b < a for a, b in zip(merits[:-1], merits[1:], strict=True))
     assert merits[-1] < 0.05
+
+
+def test_rows_below_margin_equals_the_full_margin_test():
+    # the Cauchy-Schwarz prefilter must not change which rows are below their margin: rows
+    # placed at 0.5, 1, 1.5 and 4 margins, dense and sparse A, factor 1 and 2
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(300, 40)) * (rng.random((300, 40)) < 0.3)
+    x = rng.uniform(-0.9, 0.9, 40)
+    margins = mp._row_margins(Polytope(A, np.zeros(300), -np.ones(40), np.ones(40)), x)
+    where = rng.choice([0.5, 1.0, 1.5, 4.0, 1e6], size=300)
+    b = -A @ x + where * margins
+    for A_ in (A, sparse.csr_matrix(A)):
+        poly = Polytope(A_, b, -np.ones(40), np.ones(40))
+        s = poly.slack(x)
+        for factor in (1.0, 2.0):
+            full = np.flatnonzero(s < factor * mp._row_margins(poly, x))
+            np.testing.assert_array_equal(mp._rows_below_margin(poly, x, s, factor), full)
+        assert mp._inside_enough(poly, x) is bool(np.all(s >= mp._row_margins(poly, x)))
+        assert not mp._inside_enough(poly, x)  # the rows at 0.5 margins
+    np.testing.assert_allclose(poly.row_norms, np.linalg.norm(A, axis=1), rtol=1e-14)
+
+
+def test_eq6_iterates_on_when_the_pull_inside_loses_the_target(small_mlp):
+    # the stop test of eq. (6)'s IPM applies to the point it answers with: an iterate whose
+    # strictly interior version is rejected is not returned, the method iterates on and the
+    # accepted point has a certified gap no larger than the rejected ones'
+    x = np.random.default_rng(9).uniform(-0.7, 0.7, 12)
+    region = linear_region(small_mlp, x)
+    poly = mp._nontrivial(region.polytope)
+    W, c, t = region.logit_W, region.logit_b, 1
+    x_in = mp.interior_point(poly, region.x_star)
+    offered = []
+
+    def reject_twice(xk, lam):
+        offered.append(xk)
+        return xk if len(offered) > 2 else None
+
+    prob = mp._Problem(poly, W, c, t, device=None)
+    x_ok, lam, info = mp._ipm(prob, x_in, 1e-7, 80, poly.n_rows, reject_twice)
+    assert info["status"] == "optimal" and info["n_rejected"] == 2
+    assert x_ok is offered[-1] and len(offered) == 3
+    hist = info["gap_history"]
+    assert hist[-1] <= min(hist[:-1]) and info["iterations"] >= 3
+
+    def reject(xk, lam):
+        return None
+
+    with pytest.raises(SolverError, match="rejected at the pull inside"):
+        mp._ipm(mp._Problem(poly, W, c, t, device=None), x_in, 1e-7, 80, poly.n_rows, reject)

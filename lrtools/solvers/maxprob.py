@@ -112,6 +112,7 @@ _LSQR_ITER = 100  # LSQR sweeps of a large polish (CNN: 50, 100 and 300 gave the
 _LSTSQ_DENSE_MAX = 3_000_000  # entries of A_S above which polishing uses LSQR (MNIST: dense QR
 # of 1,000-1,500 active rows x 784 is 4-10x faster than 300 LSQR sweeps)
 _STALL = 3  # iterations without halving the gap (once complementarity is negligible)
+_MAX_REJECTED = 4  # eq. 6 iterates meeting the target whose pull inside loses it (then fail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,23 +400,37 @@ def _nudge_inside(poly: Polytope, x: np.ndarray) -> np.ndarray | None:
     return x0 if _min_slack(poly, x0) > 0 else None
 
 
-def _row_margins(poly: Polytope, x: np.ndarray) -> np.ndarray:
+def _row_margins(poly: Polytope, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     r"""Smallest hyperplane slack that fixes the activation pattern in float64 at ``x``.
 
     :math:`\text{margin}_i = 4 d\,u\,(|a_i|^T |x| + |b_i|)` with :math:`u = 2^{-53}`: four
     times the worst-case rounding error of a length-``d`` float64 dot product (Higham's
     :math:`\gamma_d`), far below the solvers' accuracy. A slack above it means the unit's
-    sign at ``x`` is the region's however the pre-activation is rounded.
+    sign at ``x`` is the region's however the pre-activation is rounded. ``rows``: only those.
     """
     eps = 4.0 * poly.dim * np.finfo(np.float64).eps / 2
-    return eps * (abs(poly.A) @ np.abs(x) + np.abs(poly.b))
+    A, b = (poly.A, poly.b) if rows is None else (poly.A[rows], poly.b[rows])
+    return eps * (abs(A) @ np.abs(x) + np.abs(b))
+
+
+def _rows_below_margin(poly: Polytope, x: np.ndarray, s: np.ndarray,
+                       factor: float = 1.0) -> np.ndarray:
+    r"""Indices of the rows whose slack ``s`` (at ``x``) is below ``factor`` times
+    :func:`_row_margins`, which is evaluated only on the rows that its Cauchy-Schwarz bound
+    :math:`4 d u (\|a_i\| \|x\| + |b_i|)` cannot clear (no ``|A|`` of the full region)."""
+    eps = factor * 4.0 * poly.dim * np.finfo(np.float64).eps / 2
+    bound = eps * (poly.row_norms * float(np.linalg.norm(x)) + np.abs(poly.b))
+    cand = np.flatnonzero(s < bound)
+    if cand.size == 0:
+        return cand
+    return cand[s[cand] < factor * _row_margins(poly, x, cand)]
 
 
 def _inside_enough(poly: Polytope, x: np.ndarray) -> bool:
     """Box satisfied and every hyperplane slack above its margin (strictly interior rows)."""
     if np.any(x < poly.lo) or np.any(x > poly.hi):
         return False
-    return bool(np.all(poly.slack(x) >= _row_margins(poly, x)))
+    return _rows_below_margin(poly, x, poly.slack(x)).size == 0
 
 
 def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, float]:
@@ -438,41 +453,59 @@ def _pull_inside(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> tuple[np.nd
     return x_new, float(np.linalg.norm(x_new - x))
 
 
-def _lift_rows(poly: Polytope, x: np.ndarray, rounds: int = 6) -> np.ndarray | None:
+def _lift_rows(poly: Polytope, x: np.ndarray, rounds: int = 12) -> np.ndarray | None:
     """Minimum-norm ``delta`` with ``a_i^T delta = max(2 margin_i - s_i, 0)`` on the rows
     near their margin and ``delta_k = 0`` on box faces near ``x``; ``x + delta`` if it is
     strictly interior, else None.
 
     It starts from the rows whose slack ``s_i`` is below four margins and the box faces within
-    ``1e-9`` (or, if that fails, none), and adds the rows and faces that a move crosses, for up
-    to ``rounds`` solves. Those rows are the active set of the solver's answer, far fewer than
-    ``d`` on the regions of the paper (230-430 of 3,072 on MNIST), so the system is
-    underdetermined (at most square) and ``lstsq`` gives its minimum-norm solution. Rows
-    already clear by two margins are held where they are.
+    ``1e-9`` (or, if that fails, none), and adds the rows left below two margins and the faces
+    crossed by a move, for up to ``rounds`` solves (an active-set method for the inequality
+    version; 1-7 rounds on the regions of the paper). Those rows are the active set of the
+    solver's answer, fewer than ``d`` (230-450 of 3,072 rows on MNIST, 550-1,550 of 12,512 on
+    the CIFAR-10 CNN), so the system is underdetermined; its minimum-norm solution comes from
+    the rows' Gram matrix (``lstsq`` if that is singular). Rows already clear by two margins
+    are held where they are.
     """
     lo, hi = poly.lo, poly.hi
     if np.any(x < lo) or np.any(x > hi):
         return None
-    s, need = poly.slack(x), _row_margins(poly, x)
-    tight = np.flatnonzero(s < 4.0 * need)
+    s = poly.slack(x)
+    tight = _rows_below_margin(poly, x, s, 4.0)
+    need = np.zeros(poly.n_rows)
+    need[tight] = _row_margins(poly, x, tight)
     near_box = np.flatnonzero(np.minimum(x - lo, hi - x) < 1e-9)
     for fixed in (near_box, near_box[:0]):
         rows = tight
         for _ in range(rounds):
             if rows.size == 0 or rows.size + fixed.size > poly.dim:
                 break
-            A_r = poly.A[rows]
-            A_r = A_r.toarray() if hasattr(A_r, "toarray") else np.asarray(A_r)
-            M = np.vstack([A_r, np.eye(poly.dim)[fixed]])
-            r = np.concatenate([np.maximum(2.0 * need[rows] - s[rows], 0.0),
-                                np.zeros(fixed.size)])
-            x_new = x + sla.lstsq(M, r, lapack_driver="gelsd", check_finite=False)[0]
+            free = np.setdiff1d(np.arange(poly.dim), fixed, assume_unique=True)
+            delta = np.zeros(poly.dim)
+            delta[free] = _min_norm_solution(poly.A[rows][:, free],
+                                             np.maximum(2.0 * need[rows] - s[rows], 0.0))
+            x_new = x + delta
             out = np.flatnonzero((x_new < lo) | (x_new > hi))
-            low = np.flatnonzero(poly.slack(x_new) < _row_margins(poly, x_new))
-            if out.size == 0 and low.size == 0:
+            s_new = poly.slack(x_new)
+            if out.size == 0 and _rows_below_margin(poly, x_new, s_new).size == 0:
                 return x_new
+            low = np.setdiff1d(_rows_below_margin(poly, x_new, s_new, 2.0), rows)
+            need[low] = _row_margins(poly, x, low)
             rows, fixed = np.union1d(rows, low), np.union1d(fixed, out)
     return None
+
+
+def _min_norm_solution(A_r, r: np.ndarray) -> np.ndarray:
+    """``A_r^T (A_r A_r^T)^{-1} r``, the minimum-norm solution of ``A_r delta = r`` (dense or
+    sparse ``A_r`` of full row rank); ``lstsq`` when the Gram matrix is singular."""
+    gram = A_r @ A_r.T
+    gram = gram.toarray() if hasattr(gram, "toarray") else gram
+    try:
+        y = sla.cho_solve(sla.cho_factor(gram, check_finite=False), r, check_finite=False)
+        return np.asarray(A_r.T @ y).ravel()
+    except np.linalg.LinAlgError:
+        dense = A_r.toarray() if hasattr(A_r, "toarray") else np.asarray(A_r)
+        return sla.lstsq(dense, r, lapack_driver="gelsd", check_finite=False)[0]
 
 
 def _pull_toward(poly: Polytope, x: np.ndarray, x_in: np.ndarray) -> np.ndarray:
@@ -905,6 +938,10 @@ def max_log_prob_ipm(
     below ``gap_tol |log p_t| + 1e-13``: a relative accuracy of :math:`-\log p_t`, so that
     :math:`x^t` is resolved even for the predicted class, where :math:`p_t \approx 1`.
 
+    The target is met at the returned point itself: an iterate with a hyperplane slack below
+    its float64 margin (the activation pattern could flip there) is first moved strictly
+    inside by :func:`_pull_inside`, and if the move loses the target the method iterates on.
+
     Parameters
     ----------
     poly, W, c, t, x_star, active_tol
@@ -931,8 +968,9 @@ def max_log_prob_ipm(
     Returns
     -------
     MaxProbResult
-        ``method="ipm"``; ``info`` holds ``iterations``, ``gap_history`` and
-        ``n_active_multipliers``.
+        ``method="ipm"``; ``info`` holds ``iterations``, ``gap_history``,
+        ``n_active_multipliers``, ``pulled`` (length of the move that made the answer strictly
+        interior) and ``n_rejected`` (iterates that met the target but lost it in that move).
 
     Raises
     ------
@@ -958,9 +996,28 @@ def max_log_prob_ipm(
         n_keep = max(poly.dim, 256) if all_dense else max(prob.n_dense // 4, 256)
     if n_keep < prob.n_dense:
         prob.rows.prepare_reduction()
+    pulled = [0.0]
+
+    def accept(x, lam):
+        """``x`` made strictly interior if its certified gap still meets the target there (the
+        lift of :func:`_pull_inside` adds about ``sum lam_i margin_i`` to it), else None."""
+        if _inside_enough(poly, x):
+            return x
+        try:
+            x_in_, moved = _pull_inside(poly, x, x_in)
+        except SolverError:
+            return None
+        g, _ = prob.grad_hess(x_in_)
+        s = np.maximum(prob.slack(x_in_), 0.0)
+        phi, gap, _ = _best_certificate(prob, x_in_, s, lam, g, gap_tol, 0.0)
+        if gap > _gap_target(phi, gap_tol, 0.0):
+            return None
+        pulled[0] = moved
+        return x_in_
+
     with blas_threads(threads):
-        x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep)
-    x, info["pulled"] = _pull_inside(poly, x, x_in)  # a no-op unless a slack is ~0
+        x, lam, info = _ipm(prob, x_in, gap_tol, max_iter, n_keep, accept)
+    info["pulled"] = pulled[0]
     return _finish(
         prob,
         x,
@@ -1044,12 +1101,18 @@ def _primal_step(prob: _Problem, x, dx, a_p):
     return x, prob.slack(x)
 
 
-def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: int):
-    """Primal-feasible, dual-infeasible primal-dual IPM; returns the best certified iterate."""
+def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: int,
+         accept=None):
+    """Primal-feasible, dual-infeasible primal-dual IPM; returns the best certified iterate.
+
+    ``accept(x, lam)``, called on an iterate that meets the target, returns the point to
+    answer with (``x`` itself, or ``x`` made strictly interior with the target still met) or
+    None; on None the method iterates on, at most ``_MAX_REJECTED`` times.
+    """
     s = prob.slack(x)
     g, H = prob.grad_hess(x)
     lam = _initial_multipliers(prob, s, g)
-    status, history, best, n_exact = "max_iter", [], (np.inf, x, lam, s), 0
+    status, history, best, n_exact, n_rejected = "max_iter", [], (np.inf, x, lam, s), 0, 0
     single = prob.rows.single
     if single is not None:
         single.reset()
@@ -1059,8 +1122,14 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
         if gap < best[0]:
             best = (gap, x, lam_c, s)
         if gap <= _gap_target(phi, gap_tol, 0.0):
-            status = "optimal"
-            break
+            x_ok = x if accept is None else accept(x, lam_c)
+            if x_ok is not None:
+                status, best = "optimal", (gap, x_ok, lam_c, s)
+                break
+            n_rejected += 1
+            if n_rejected >= _MAX_REJECTED:
+                status = "rejected at the pull inside"
+                break
         stalled = len(history) > _STALL and min(history[-_STALL:]) > 0.5 * min(history[:-_STALL])
         if stalled and s @ lam < 1e-3 * gap:
             status = "stalled"
@@ -1081,6 +1150,7 @@ def _ipm(prob: _Problem, x: np.ndarray, gap_tol: float, max_iter: int, n_keep: i
         "gap_history": history,
         "n_keep": n_keep,
         "n_exact_newton": n_exact,
+        "n_rejected": n_rejected,
         "n_active_multipliers": int(np.sum(lam > s)),
         "n_single_factors": 0 if single is None else single.n_single,
     }
