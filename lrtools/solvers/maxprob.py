@@ -488,9 +488,10 @@ def _lift_rows(poly: Polytope, x: np.ndarray, rounds: int = 12) -> np.ndarray | 
             x_new = x + delta
             out = np.flatnonzero((x_new < lo) | (x_new > hi))
             s_new = poly.slack(x_new)
-            if out.size == 0 and _rows_below_margin(poly, x_new, s_new).size == 0:
+            low = _rows_below_margin(poly, x_new, s_new, 2.0)  # those below one margin among them
+            if out.size == 0 and np.all(s_new[low] >= _row_margins(poly, x_new, low)):
                 return x_new
-            low = np.setdiff1d(_rows_below_margin(poly, x_new, s_new, 2.0), rows)
+            low = np.setdiff1d(low, rows)
             need[low] = _row_margins(poly, x, low)
             rows, fixed = np.union1d(rows, low), np.union1d(fixed, out)
     return None
