@@ -333,6 +333,48 @@ def test_lp_ipm_reports_infeasible_unbounded_and_iteration_limit():
     assert strict.rel_gap > 1e-30
 
 
+def _merit(res) -> float:
+    """The stall test's progress measure, from the public fields of an LPResult."""
+    scale = max(abs(res.primal_objective), abs(res.dual_objective))
+    return max(res.primal_residual, res.dual_residual, res.gap / (1.0 + scale))
+
+
+@pytest.mark.parametrize("seed", [9, 1])
+def test_lp_ipm_answers_a_stall_with_its_best_iterate(seed):
+    c, G, h = _random_lp(seed)
+    stall = lp_ipm(c, G, h, tol=1e-30)  # unattainable: the iterates drift after the best one
+    assert stall.status == "stalled" and not stall.success
+    assert 0 <= stall.info["best_iteration"] < stall.iterations
+    # the runs cut at k iterations follow the same path: their answers never get worse with
+    # k, and the stalled run's answer is the best of them (not its drifted last iterate)
+    merits = [_merit(lp_ipm(c, G, h, tol=1e-30, max_iter=k))
+              for k in range(1, stall.iterations + 1)]
+    assert np.all(np.diff(merits) <= 0)
+    assert _merit(stall) == min(merits)
+    assert np.all(stall.lam > 0) and np.max(G @ stall.y - h) <= 1e-12
+
+
+def test_insphere_certificate_decides_when_the_lp_stalls(case):
+    _, region, res = case
+    poly = region.polytope
+    ref = res["highs"].radius
+    # an unattainable LP tolerance: the LP stalls (as on a BN MNIST region at tol 1e-9), and
+    # its best iterate is certified by the ball check and the dual bound, not by the LP's test
+    stalled = insphere_ipm(poly, tol=1e-30)
+    assert stalled.info["lp_status"] in ("stalled", "max_iter") and stalled.status == "optimal"
+    assert stalled.info["certified_gap"] <= RTOL_CERT * stalled.radius + 1e-12
+    # the certified interval [r, bound] holds the reference radius, and the ball is inside
+    assert stalled.radius <= ref * (1 + 1e-9) and stalled.info["dual_bound"] >= ref * (1 - 1e-9)
+    np.testing.assert_allclose(stalled.radius, res["ipm"].radius, rtol=2 * RTOL_CERT)
+    rng = np.random.default_rng(3)
+    surface = stalled.center + stalled.radius * _unit_directions(rng, 200, poly.dim)
+    assert all(poly.contains(x, tol=1e-9) for x in surface)
+    # an LP stopped early is not rescued unless its certificate holds
+    k = res["ipm"].info["iterations"] - 2
+    with pytest.raises(SolverError, match="no certified optimum|dual certificate failed"):
+        insphere_ipm(poly, max_iter=k, certify_rtol=1e-13, certify_atol=0.0)
+
+
 def test_lp_ipm_validation():
     with pytest.raises(ValueError, match="G must have shape"):
         lp_ipm(np.ones(3), np.ones((4, 2)), np.ones(4))

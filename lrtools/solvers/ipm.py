@@ -61,7 +61,9 @@ class LPResult:
     Attributes
     ----------
     y : ndarray of shape (n,)
-        Primal solution (last iterate when ``success`` is False).
+        Primal solution; when ``success`` is False, the iterate of the lowest merit
+        (largest of the relative residuals and gap) for ``"stalled"`` and ``"max_iter"``
+        (``info["best_iteration"]`` gives its index when it is not the last), else the last.
     lam : ndarray of shape (m,)
         Dual multipliers :math:`\\lambda > 0`, one per row of ``G``.
     status : str
@@ -255,6 +257,8 @@ def _validate(c, G, h, opts: _Settings):
 #: Statuses that answer the problem (or the caller's stop rule): not retried with the exact
 #: Newton matrix after a reduced run.
 _FINAL = ("stopped", "primal_infeasible", "dual_infeasible")
+#: Statuses whose answer is the iterate of the lowest merit (:func:`_merit`), not the last one.
+_BEST_ITERATE = ("stalled", "max_iter")
 
 
 def lp_ipm(
@@ -426,6 +430,7 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
     status, it, F, d = "max_iter", 0, None, None
     newton = _Newton(rows, n_keep, info)
     small_steps, best, since_best = 0, np.inf, 0
+    best_state = None  # (y, lam, meas, it) of the lowest merit so far: the answer of a stall
     while True:
         Gy, GTl = rows.matvec(y), rows.rmatvec(lam)  # once per iteration, reused below
         meas = _measures(rows, c, h, y, lam, Gy, GTl)
@@ -438,7 +443,10 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
                 lam, meas = _polish_dual(rows, F, d, c, h, y, lam, meas, opts)
             break
         merit = _merit(meas)
-        best, since_best = (merit, 0) if merit < best else (best, since_best + 1)
+        if merit < best:
+            best, since_best, best_state = merit, 0, (y, lam, meas, it)
+        else:
+            since_best += 1
         status = _stopping_status(it, opts, small_steps, since_best)
         status = status or _infeasibility(rows, c, h, y, lam, min(opts.tol, 1e-8), Gy, GTl)
         if status is not None:
@@ -465,6 +473,10 @@ def _lp_ipm(c, G, h, opts: _Settings, stop=None, n_keep=None, device=None) -> LP
             status = "numerical_error"
             meas = _measures(rows, c, h, np.nan_to_num(y), np.nan_to_num(lam))
             break
+    if status in _BEST_ITERATE and best_state is not None and best < _merit(meas):
+        # the last iterates of a stall can drift away (Cholesky shifts growing on a nearly
+        # singular matrix): answer with the best one, which a caller may still certify
+        y, lam, meas, info["best_iteration"] = best_state
     return _result(y, lam, status, it, meas, t0, info)
 
 
