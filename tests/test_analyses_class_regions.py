@@ -70,12 +70,40 @@ def test_nearest_optimum_columns():
     assert (full_c["distortion_nearest"] <= full_c["distortion"] + 1e-9).all()
     assert (full_c["nearest_lower"] <= full_c["distortion_nearest"]).all()
     assert (full_p["distortion_nearest"] <= full_p["distortion"] + 1e-9).all()
-    # a class skipped by the bound could not have held the maximum
+    # a class skipped by the bound, or whose solve stopped at a point that near x*, could not
+    # have held the maximum: its nearest distance is at most that bound, which is verified
     bounded = max_c[max_c["nearest_status"] == "bounded"]
     for _, row in bounded.iterrows():
-        assert row["distortion"] <= max_p.loc[row["point"], "distortion_nearest"] + 1e-9
+        peak = max_p.loc[row["point"], "distortion_nearest"]
+        assert row["nearest_upper"] <= peak + 1e-9
+        assert row["nearest_upper"] <= row["distortion"] + 1e-9
+        full_row = full_c[(full_c["point"] == row["point"]) & (full_c["class"] == row["class"])]
+        assert full_row["distortion_nearest"].item() <= row["nearest_upper"] + 1e-9
+    solved = max_c["nearest_status"] == "optimal"
+    np.testing.assert_allclose(max_c.loc[solved, "nearest_upper"],
+                               max_c.loc[solved, "distortion_nearest"])
     assert off_p["distortion_nearest"].isna().all()
     assert (off_c["nearest_status"] == "off").all() and (off_p["nearest_solves"] == 0).all()
+
+
+def test_nearest_max_stops_solves_that_cannot_hold_the_maximum():
+    """A solve that meets a feasible point no farther from x* than the maximum so far stops
+    there (status "bounded", iterations > 0): the maximum is that of every class solved."""
+    net = build_mlp(60, [16, 16], 5, seed=1).eval()
+    X = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 60))
+    full_p, full_c, _ = class_region_table(net, X, n_jobs=1, progress=False, exact=False,
+                                           nearest="all")
+    max_p, max_c, _ = class_region_table(net, X, n_jobs=1, progress=False, exact=False)
+    np.testing.assert_allclose(max_p["distortion_nearest"], full_p["distortion_nearest"],
+                               rtol=1e-5)
+    stopped = max_c[(max_c["nearest_status"] == "bounded") & (max_c["nearest_iterations"] > 0)]
+    assert len(stopped) >= 1
+    for _, row in stopped.iterrows():
+        full_row = full_c[(full_c["point"] == row["point"]) & (full_c["class"] == row["class"])]
+        assert full_row["distortion_nearest"].item() <= row["nearest_upper"] + 1e-9
+        assert row["nearest_upper"] <= max_p.loc[row["point"], "distortion_nearest"] + 1e-9
+        assert row["nearest_iterations"] < full_row["nearest_iterations"].item()
+    assert max_c["nearest_iterations"].sum() < full_c["nearest_iterations"].sum()
 
 
 def test_nearest_failure_is_recorded_not_used(monkeypatch):

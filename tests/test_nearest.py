@@ -338,6 +338,26 @@ def test_bad_tolerances():
         nearest_optimum(*_args(), gap_tol=-1.0)
 
 
+def test_stop_below_gives_a_verified_upper_bound_with_fewer_iterations(small_region):
+    """``stop_below`` above the nearest distance: the solve stops at a feasible point no
+    farther than that (an upper bound, never below the certified optimum); below it: the
+    same certified answer as without it."""
+    _, region = small_region
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    opt, near = _solve_both(region, 1)
+    args = (poly, W, c, 1, xs, opt.x, opt.log_prob, opt.gap)
+    cut = nearest_optimum(*args, stop_below=near.distance * 1.2)
+    assert cut.status == "bounded" and cut.iterations < near.iterations
+    assert near.lower_bound - 1e-9 <= cut.distance <= near.distance * 1.2
+    assert poly.contains(cut.x, tol=0.0) and cut.log_prob >= cut.level  # verified feasible
+    assert cut.lower_bound <= near.distance + 1e-9  # its certificate still bounds from below
+    full = nearest_optimum(*args, stop_below=near.lower_bound * 0.9)
+    assert full.status == "optimal"
+    np.testing.assert_allclose(full.distance, near.distance, rtol=1e-12)
+    with pytest.raises(ValueError, match="stop_below == -1.0, must be >= 0"):
+        nearest_optimum(*args, stop_below=-1.0)
+
+
 def test_failure_raises_solver_error_with_the_gap(small_region):
     _, region = small_region
     poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star

@@ -128,8 +128,9 @@ class NearestResult:
         :math:`\arg\max_j z_j(x)`.
     status : str
         ``"optimal"`` (certified gap within tolerance), ``"optimal_clarabel_duals"`` (the same,
-        certified with Clarabel's multipliers after the interior-point method stalled) or
-        ``"at_x_star"`` (``x*`` itself is optimal for eq. 6 up to ``tol``: distance 0).
+        certified with Clarabel's multipliers after the interior-point method stalled),
+        ``"at_x_star"`` (``x*`` itself is optimal for eq. 6 up to ``tol``: distance 0) or
+        ``"bounded"`` (stopped by ``stop_below``: ``distance`` is only an upper bound).
     iterations : int
     seconds : float
     info : dict
@@ -325,6 +326,7 @@ def nearest_optimum(
     active_tol: float = 1e-6,
     clarabel_duals: bool | None = None,
     n_keep: int | None = None,
+    stop_below: float | None = None,
 ) -> NearestResult:
     r"""The point of the region nearest :math:`x^*` whose :math:`\log p_t` is optimal up to ``tol``.
 
@@ -386,6 +388,12 @@ def nearest_optimum(
         it is feasible in float64 (after a tiny move toward the interior) and nearer.
         ``None``: only on regions with ``n_rows * dim <=`` :data:`RESCUE_MAX_SIZE` (on larger
         ones the stall is raised at once, saying so; the rescue costs about a minute there).
+    stop_below : float, optional
+        Stop as soon as an iterate's feasible point (verified in float64) lies within
+        ``stop_below`` of :math:`x^*`, with status ``"bounded"``: the nearest distance of the
+        class is then at most ``stop_below``, which is all a maximum over classes needs
+        (:func:`lrtools.analyses.class_regions.class_regions_point`, ``nearest="max"``).
+        ``distance`` is that upper bound and ``lower_bound`` the certificate of that iterate.
 
     Returns
     -------
@@ -418,6 +426,8 @@ def nearest_optimum(
     check_scalar(max_iter, "max_iter", int, min_val=1)
     if n_keep is not None:
         check_scalar(n_keep, "n_keep", int, min_val=1)
+    if stop_below is not None:
+        check_scalar(stop_below, "stop_below", (float, np.floating), min_val=0.0)
     phi_max = -float(log_prob) + float(tol)
     info = {"tol": float(tol), "opt_gap": float(gap), "x_opt_distance":
             float(np.linalg.norm(x_opt - x_star))}
@@ -434,10 +444,13 @@ def nearest_optimum(
     if x0 is None:
         raise SolverError(f"nearest optimum: no strictly feasible start found on {size}.")
     x, mult, nu, it, history, why = _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter,
-                                         n_keep)
+                                         n_keep, stop_below=stop_below)
     info.update(gap_history=history, multiplier=mult, level_form="log_odds")
     psi_cert = _psi_level(phi_max, _PSI_MARGIN)
     lower = _lower_bound(poly, _psi_grad, t, W, c, x_star, psi_cert, x, mult, nu)
+    if why == "bounded":  # an upper bound below stop_below: all the caller asked for
+        return _package(poly, W, c, t, x_star, x, phi_max, lower, "bounded", it, t0, info,
+                        active_tol)
     if float(np.linalg.norm(x - x_star)) - lower > gap_tol * (1.0 + np.linalg.norm(x - x_star)):
         # a stall in the log-odds form: the log-probability form (a different path) once more
         x0_phi = _start(poly, W, c, t, x_opt, x_in, phi_max, form="log_prob")
@@ -562,9 +575,11 @@ def _within(W, c, t, x, psi_max, phi_max, strict=False) -> bool:
     return (psi < psi_max and phi < phi_max) if strict else (psi <= psi_max and phi <= phi_max)
 
 
-def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, form="log_odds"):
+def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, form="log_odds",
+         stop_below=None):
     """Primal-dual IPM; returns ``(x, mult, nu_rows, iterations, history, why)`` with ``x``
-    feasible: the converged iterate, or the best certified one when it stalls.
+    feasible: the converged iterate, the best certified one when it stalls, or (``why =
+    "bounded"``) the first feasible point within ``stop_below`` of ``x_star``.
 
     The level constraint is taken in its log-odds form :math:`\\psi_t(x) \\le \\psi_{\\max}`
     (:func:`_psi_grad`; iterates stay below it shrunk by a relative ``_PSI_MARGIN`` and below
@@ -659,6 +674,8 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
             best = (gap, xf, mult, lam[:m].copy())
         if gap <= gap_tol * (1.0 + dist):
             return xf, mult, lam[:m], it, history, "converged"
+        if stop_below is not None and dist <= stop_below:
+            return xf, mult, lam[:m], it, history, "bounded"
         if len(history) > 2 * _STALL and min(history[-_STALL:]) > 0.5 * min(history[:-_STALL]):
             break  # no halving of the certified gap in _STALL iterations
         n = s.size + 1
