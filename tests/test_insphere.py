@@ -375,6 +375,27 @@ def test_insphere_certificate_decides_when_the_lp_stalls(case):
         insphere_ipm(poly, max_iter=k, certify_rtol=1e-13, certify_atol=0.0)
 
 
+def test_insphere_retries_a_converged_lp_whose_certificate_misses(case, monkeypatch):
+    """An LP that meets its own tolerance but whose dual bound misses the certificate (its dual
+    residual, summed over the box columns) is solved once more, 100x tighter; the answer is
+    certified all the same."""
+    import lrtools.solvers.insphere as ins
+
+    _, region, res = case
+    tols = []
+
+    def recording(*args, **kwargs):
+        tols.append(kwargs["tol"])
+        return lp_ipm(*args, **kwargs)
+
+    monkeypatch.setattr(ins, "lp_ipm", recording)
+    loose = insphere_ipm(region.polytope, tol=1e-6)  # certificate 1e-8: the first LP misses it
+    np.testing.assert_allclose(tols, [1e-6, 1e-8])
+    assert loose.info["lp_tol"] == pytest.approx(1e-8)
+    assert abs(loose.info["certified_gap"]) <= RTOL_CERT * loose.radius + 1e-12
+    np.testing.assert_allclose(loose.radius, res["highs"].radius, rtol=RTOL_RADIUS)
+
+
 def test_lp_ipm_validation():
     with pytest.raises(ValueError, match="G must have shape"):
         lp_ipm(np.ones(3), np.ones((4, 2)), np.ones(4))
