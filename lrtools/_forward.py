@@ -556,6 +556,7 @@ class ReLUNetwork:
         decide: MaskRule | None = None,
         masks: torch.Tensor | None = None,
         record: bool = False,
+        first: tuple[torch.Tensor, torch.Tensor | None] | None = None,
     ) -> Pushed:
         r"""Push values and directions through the network with the ReLU masks frozen.
 
@@ -573,6 +574,11 @@ class ReLUNetwork:
             Fixed masks of every hidden unit, layers concatenated (instead of ``decide``).
         record : bool, default=False
             Keep the value and directions entering each ReLU.
+        first : (torch.Tensor, torch.Tensor or None), optional
+            The value and directions entering the first ReLU, ``segment(0, v, D)``, when the
+            caller has them already (a walk along ``x0 + a e``: segment 0 is affine, so its
+            output is ``v0 + a D0`` on the whole segment); ``v`` then only fixes the input
+            shape.
 
         Returns
         -------
@@ -591,7 +597,7 @@ class ReLUNetwork:
         start, decided, inputs = 0, [], []
         with self.fitting(tuple(v.shape[1:])):
             for layer in range(self.n_hidden_layers):
-                v, D = self.segment(layer, v, D)
+                v, D = first if layer == 0 and first is not None else self.segment(layer, v, D)
                 if record:
                     inputs.append((v, D))
                 if masks is not None:
