@@ -75,7 +75,7 @@ __all__ = [
 
 def _piece(net: ReLUNetwork, X: torch.Tensor, E: torch.Tensor, tol: float, first=None):
     """Pattern of the piece starting at ``X`` along ``E``, its logits, slopes and length
-    (``first``: the input of the first ReLU, see :func:`_first_layer`)."""
+    (``first``: the input of the first ReLU, from :class:`_FirstLayer`)."""
     t = torch.full((X.shape[0],), torch.inf, dtype=X.dtype)
 
     def decide(_l, v, D):

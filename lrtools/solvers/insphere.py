@@ -367,13 +367,13 @@ def insphere_ipm(
     c, G, h, keep = _insphere_lp(poly, sparse_below)
     if n_keep == "auto":
         n_keep = _auto_keep(poly, G, keep)
+    d, k = poly.dim, keep.size
     lp_tol, retried = tol, False
     while True:
         res = lp_ipm(c, G, h, tol=lp_tol, max_iter=max_iter, gap_atol=0.1 * certify_atol,
                      threads=threads, n_keep=n_keep, device=device)
         if not (res.success or _certifiable_stall(res, lp_tol)):
             raise _ipm_failure(poly, res, "no certified optimum")
-        d, k = poly.dim, keep.size
         center, radius = res.y[:d], float(res.y[d])
         if radius < -certify_atol:
             raise _ipm_failure(poly, res,
