@@ -161,13 +161,22 @@ def test_cnn_region_mixed_dense_and_sparse_rows():
     x = np.random.default_rng(3).uniform(-0.5, 0.5, (1, 15, 15))
     region = linear_region(net, x)
     nnz = np.count_nonzero(region.polytope.A, axis=1)
-    assert (nnz <= 0.05 * region.polytope.dim).any() and (nnz > 0.05 * region.polytope.dim).any()
+    dense = nnz > 0.05 * region.polytope.dim
+    assert (~dense).any() and dense.any()
     compared = 0
     # one BLAS thread: Clarabel's status on these thin sets moves with the last bits of x^t
     with threadpool_limits(1):
         for t in range(4):  # every class is certified; Clarabel (the reference) can be inaccurate
             opt, near = _solve_both(region, t)
             assert _pattern_holds(net, region, near.x)
+            # CNN regions: every dense row in the Newton matrix by default; a reduced one
+            # (4 rows) changes the path only
+            assert near.info["n_keep"] == near.info["n_dense"] < region.polytope.n_rows
+            if near.status == "optimal":
+                reduced = nearest_optimum(region.polytope, region.logit_W, region.logit_b, t,
+                                          region.x_star, opt.x, opt.log_prob, opt.gap, n_keep=4)
+                assert reduced.info["n_keep"] == 4
+                assert abs(reduced.distance - near.distance) <= reduced.gap + near.gap + 1e-12
             try:
                 _check_against_reference(region, t, opt, near)
             except SolverError as exc:
