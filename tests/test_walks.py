@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import lrtools.walks as walks_module
 from lrtools.models import build_cnn, build_mlp
 from lrtools.regions import activation_patterns, linear_region, predict
 from lrtools.walks import (
@@ -234,6 +235,58 @@ def test_first_class_change_is_a_class_change(variant, seed):
         single = first_class_change(net, xs, xe)
         np.testing.assert_allclose(single.alpha, c.alpha, rtol=0, atol=1e-12)
         assert single.new_class == c.new_class
+
+
+def _pairs_of_other_class(net, X, n):
+    cls = predict(net, X).argmax(1)
+    idx = [(i, int(np.nonzero(cls != cls[i])[0][0])) for i in range(n)]
+    return np.stack([X[i] for i, _ in idx]), np.stack([X[j] for _, j in idx])
+
+
+def _same_changes(a, b):
+    for u, v in zip(a, b, strict=True):
+        assert abs(u.alpha - v.alpha) <= 1e-12 and u.changed == v.changed
+        assert (u.start_class, u.new_class, u.n_pieces) == (v.start_class, v.new_class, v.n_pieces)
+        np.testing.assert_array_equal(u.region_packed, v.region_packed)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "bn", "cnn"])
+def test_split_walk_equals_the_piece_after_piece_walk(kind, monkeypatch):
+    """Sub-segments walked side by side give the sequential walk's answer: alpha* to 1e-12,
+    the same classes, region pattern and piece count (a piece cut at a sub-segment start is
+    counted once), whether the segments are walked one by one (16 sub-segments each) or
+    together, and when every window ends early so that a segment takes several windows."""
+    rng = np.random.default_rng(5)
+    if kind == "cnn":
+        net = with_biases(build_cnn(2, 9, channels=(6, 8), dense=24, n_classes=3, seed=4), 4)
+        X = rng.uniform(-3, 3, (200, 2, 9, 9))
+    else:
+        net = with_biases(build_mlp(6, [40, 40, 40], 4, variant="vanilla" if kind == "mlp"
+                                    else "bn", seed=21), 21)
+        net = _settle_bn(net, (6,), 21) if kind == "bn" else net
+        X = rng.uniform(-3, 3, (200, 6))
+    net.eval()
+    Xs, Xe = _pairs_of_other_class(net, X, 3)  # the class changes
+    Xs = np.concatenate([Xs, X[3:6]])  # and segments that may not change
+    Xe = np.concatenate([Xe, X[3:6] + 3.0 * rng.standard_normal(X[3:6].shape)])
+    monkeypatch.setattr(walks_module, "MAX_SUBSEGMENTS", 1)
+    ref = first_class_changes(net, Xs, Xe)
+    assert max(c.n_pieces for c in ref) >= 40 and sum(c.changed for c in ref) >= 3
+    monkeypatch.setattr(walks_module, "MAX_SUBSEGMENTS", 16)
+    _same_changes(ref, first_class_changes(net, Xs, Xe))
+    _same_changes(ref, [first_class_changes(net, Xs[i : i + 1], Xe[i : i + 1])[0]
+                        for i in range(len(Xs))])
+    window_end = walks_module._window_end
+    calls = []
+
+    def early(net_, Xs_, E_, shape, segs, lo, c0):
+        calls.append(segs.size)
+        return np.minimum(np.maximum(window_end(net_, Xs_, E_, shape, segs, lo, c0), lo[segs]
+                                     + 1e-3), np.minimum(lo[segs] + 0.05, 1.0))
+
+    monkeypatch.setattr(walks_module, "_window_end", early)
+    _same_changes(ref, first_class_changes(net, Xs, Xe))
+    assert len(calls) > 3
 
 
 def test_first_class_change_without_change():
