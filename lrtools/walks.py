@@ -708,23 +708,23 @@ _SUB_ROWS = 32  # rows per batch that the split aims at (fewer sub-segments for 
 _N_SAMPLES = 32  # logit samples per segment that place the end of a window
 
 
-def _search_crossings(net, Xs, E, shape, tol, max_pieces, n_sub=None):
+def _search_crossings(net, Xs, E, shape, tol, max_pieces):
     """Walk every segment until its class changes or alpha reaches 1.
 
     Exact, piece by piece, but not one piece after another: the segment up to a *window end*
     (the first of ``_N_SAMPLES`` evenly spaced points on ``[lo, 1]`` whose class is not the
-    start class, so the first change lies before it; else 1) is cut into ``n_sub`` consecutive
-    sub-segments, walked side by side in one batch. Each is an exact walk of its own (the
+    start class, so the first change lies before it; else 1) is cut into ``MAX_SUBSEGMENTS``
+    consecutive sub-segments (fewer when many segments share the batch: about ``_SUB_ROWS``
+    rows in all), walked side by side in one batch. Each is an exact walk of its own (the
     lexicographic rule at a sub-segment's start gives the piece that contains it, so a piece
     met at a cut is split in two, and counted once). The first sub-segment with a crossing
     gives the answer once every sub-segment before it is walked through; the later ones stop
     there. A window without a crossing (a sampled class that only ties the start class) is
     followed by the next window from its end, so the walked sub-segments always cover
-    ``[0, alpha*]`` without a gap. ``n_sub=1`` walks one piece after another.
+    ``[0, alpha*]`` without a gap. With ``MAX_SUBSEGMENTS = 1`` it walks one piece after another.
     """
     n = len(Xs)
-    if n_sub is None:
-        n_sub = int(np.clip(-(-_SUB_ROWS // n), 1, MAX_SUBSEGMENTS))
+    n_sub = int(np.clip(-(-_SUB_ROWS // n), 1, MAX_SUBSEGMENTS))
     first = _FirstLayer(net, Xs, E, shape)
     c0 = np.argmax(_logits(net, _to_model(Xs, shape)), axis=1)  # for the windows only
     exact_c0 = False  # c0 as the walk defines it: from the first piece at alpha = 0
