@@ -241,10 +241,11 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
     start = 0
     for l_idx, (v, D) in enumerate(out.relu_inputs):
         h = v.reshape(-1).numpy()
-        grad = D.reshape(d, -1).T.numpy()  # (n_l, d): row i is grad of h_i
+        Dt = D.reshape(d, -1).T  # (n_l, d): row i is grad of h_i
+        grad = Dt.numpy()
         sign = np.where(h > 0, 1.0, -1.0)
         rows = torch.from_numpy(A[start : start + h.size])
-        rows.copy_(D.reshape(d, -1).T)  # torch's transposing copy: 4x numpy's here
+        rows.copy_(Dt)  # torch's transposing copy: 4x numpy's here
         rows.mul_(torch.from_numpy(sign)[:, None])
         offs.append(sign * (h - grad @ x_flat))
         layer_ids.append(np.full(h.size, l_idx))
