@@ -11,6 +11,7 @@ from lrtools.solvers._kernel import (
     LowRank,
     NormalMatrix,
     SinglePrecision,
+    centrality_correctors,
     cholesky,
     max_step,
     resolve_device,
@@ -160,6 +161,51 @@ def test_step_rule():
     assert step_length(v, np.ones(3)) == 0.99
     assert step_length(v, np.array([-0.1, 0, 0])) == 0.99
     assert step_length(v, np.array([-2.0, 0, 0])) == pytest.approx(0.495)
+
+
+def _lp_newton(seed: int):
+    """A Mehrotra step of a random LP ``min c^T y, G y + s = h, s >= 0`` at an off-centre
+    iterate (products s_i lam_i spread over two decades), with its exact Newton solver."""
+    rng = np.random.default_rng(seed)
+    m, n = 80, 10
+    G = rng.standard_normal((m, n))
+    s = 10.0 ** rng.uniform(-1, 0, m)
+    lam = 10.0 ** rng.uniform(-1, 0, m)
+    r_p, r_d = 0.01 * rng.standard_normal(m), 0.01 * rng.standard_normal(n)
+    K = G.T @ ((lam / s)[:, None] * G)
+
+    def solve(r):
+        dy = np.linalg.solve(K, -r_d - G.T @ (lam / s * r_p - r / s))
+        ds = -r_p - G @ dy
+        return dy, ds, -(r + lam * ds) / s
+
+    dy, ds, dl = solve(s * lam)  # affine-scaling predictor
+    a_p, a_d = min(1.0, max_step(s, ds)), min(1.0, max_step(lam, dl))
+    mu = s @ lam / m
+    sigma = ((s + a_p * ds) @ (lam + a_d * dl) / m / mu) ** 3
+    r = s * lam + ds * dl - sigma * mu
+    return G, s, lam, r_p, r_d, r, sigma, mu, solve
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_centrality_correctors_keep_a_newton_step_and_only_lengthen_it(seed):
+    """Gondzio's correctors change only the complementarity target: the step still solves the
+    primal and dual Newton equations, stays inside (lengths of at most 0.99 of the boundary
+    step), and is at least as long as Mehrotra's step; with no corrector it is that step."""
+    G, s, lam, r_p, r_d, r, sigma, mu, solve = _lp_newton(seed)
+    plain = solve(r)
+    step0, p0, d0 = centrality_correctors(s, lam, plain, r, sigma, mu, solve, n_correctors=0)
+    assert step0 is plain
+    assert (p0, d0) == (step_length(s, plain[1]), step_length(lam, plain[2]))
+    (dy, ds, dl), a_p, a_d = centrality_correctors(s, lam, plain, r, sigma, mu, solve)
+    np.testing.assert_allclose(G @ dy + ds, -r_p, atol=1e-10)
+    np.testing.assert_allclose(G.T @ dl, -r_d, atol=1e-10)
+    assert np.all(s + a_p * ds > 0) and np.all(lam + a_d * dl > 0)
+    assert a_p <= 0.99 and a_d <= 0.99
+    assert min(a_p, a_d) >= min(p0, d0)
+    # off centre, Mehrotra's shorter step is 0.44-0.64 here: a corrector is taken
+    assert not np.array_equal(ds, plain[1])
+    assert min(a_p, a_d) >= 1.01 * min(p0, d0)
 
 
 def test_device_validation(monkeypatch):

@@ -73,7 +73,7 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import LowRank, NormalMatrix, cholesky
+from ._kernel import LowRank, NormalMatrix, cholesky, region_memo
 
 __all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
            "nearest_optimum_cvxpy"]
@@ -201,13 +201,16 @@ def _psi_level(phi_max: float, margin: float) -> float:
     return level + margin * (1.0 + abs(level))
 
 
-def _lower_bound(poly, level_grad, t, W, c, x_star, level_max, x, mult, nu) -> float:
+def _lower_bound(poly, level_grad, t, W, c, x_star, level_max, x, mult, nu,
+                 rmatvec=None) -> float:
     """The certificate of :func:`certify_nearest` for the level ``level_grad(x) <= level_max``
-    (any convex function: its tangent at ``x`` bounds it from below)."""
+    (any convex function: its tangent at ``x`` bounds it from below). ``rmatvec``: ``A^T v``
+    from the kernel's row blocks inside the iterations (default ``poly.A.T @ v``, the
+    answer's final certificate)."""
     mult = max(float(mult), 0.0)
     nu = np.maximum(nu, 0.0)
     val, g, _ = level_grad(W, c, t, x)
-    v = mult * g - poly.A.T @ nu
+    v = mult * g - (poly.A.T @ nu if rmatvec is None else rmatvec(nu))
     y = np.clip(x_star - v, poly.lo, poly.hi)
     q = 0.5 * float(np.sum((y - x_star) ** 2)) + float(v @ y)
     q += mult * (val - float(g @ x) - level_max) - float(nu @ poly.b)
@@ -597,7 +600,8 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
     psi_it, psi_cert = _psi_level(phi_max, -_PSI_MARGIN), _psi_level(phi_max, _PSI_MARGIN)
     level_grad, lev_it, lev_cert = ((_psi_grad, psi_it, psi_cert) if form == "log_odds"
                                     else (_phi_grad, phi_max, phi_max))
-    rows = NormalMatrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION)
+    rows = region_memo(poly.A, ("normal_matrix", _DENSE_ROW_FRACTION, None),  # eq. 6's kernel
+                       lambda A: NormalMatrix(A, dense_row_fraction=_DENSE_ROW_FRACTION))
     m, d = poly.n_rows, poly.dim
     lo, hi = poly.lo, poly.hi
     n_dense = int(rows.dense_idx.size)
@@ -628,8 +632,11 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
         U = np.hstack([W.T * np.sqrt(mult * p), np.sqrt(mult / sf) * g[:, None]])
         extra = LowRank(U, (np.sqrt(mult) * (W.T @ p),))
         diag = 1.0 + lam[m : m + d] / s[m : m + d] + lam[m + d :] / s[m + d :]
+        # float64 only: x0 lies within about tol of x^t, where hundreds of rows have slacks
+        # of 1e-10, so a float32 factor fails its first refinement (10 of 10 classes of the
+        # paper_cost CNN point: a wasted spotrf and refinement per solve)
         cf = cholesky(rows.update(w, diag=diag, extra=extra, keep=keep), work=rows.work,
-                      max_tries=13, single=rows.single)
+                      max_tries=13)
         if cf is None:
             raise SolverError("nearest optimum: the Newton matrix stays singular after "
                               "regularisation.")
@@ -671,7 +678,8 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
     history = []
     for it in range(1, max_iter + 1):
         xf = feasible(x, s, phi)
-        lb = _lower_bound(poly, level_grad, t, W, c, x_star, lev_cert, xf, mult, lam[:m])
+        lb = _lower_bound(poly, level_grad, t, W, c, x_star, lev_cert, xf, mult, lam[:m],
+                          rows.rmatvec)
         dist = float(np.linalg.norm(xf - x_star))
         gap = dist - lb
         history.append(gap)
