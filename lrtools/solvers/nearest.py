@@ -73,13 +73,12 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import LowRank, NormalMatrix, cholesky, region_memo
+from ._kernel import LowRank, NormalMatrix, centrality_correctors, cholesky, region_memo
 
 __all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
            "nearest_optimum_cvxpy"]
 
 _DENSE_ROW_FRACTION = 0.05  # rows with more non-zeros (share of d) go to the dense block
-_STEP = 0.99  # fraction of the step to the boundary
 _SHORT_STEP = 0.1  # a reduced Newton step shorter than this is recomputed with all rows
 _STALL = 15  # iterations without halving the certified gap before giving up
 _PSI_MARGIN = 1e-13  # relative move of the log-odds level (see _psi_level)
@@ -705,10 +704,17 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
             ad = min(1.0, ratio(lam, dl), ratio(np.array([mult]), np.array([dm])))
             mu_aff = ((s + ap * ds) @ (lam + ad * dl) + (sf + ap * dsf) * (mult + ad * dm)) / n
             sigma = min(1.0, (mu_aff / mu) ** 3)
-            dx, ds, dsf, dl, dm = solve(s * lam + ds * dl - sigma * mu,
-                                        sf * mult + dsf * dm - sigma * mu)
-            ap = min(1.0, _STEP * min(ratio(s, ds), ratio(np.array([sf]), np.array([dsf]))))
-            ad = min(1.0, _STEP * min(ratio(lam, dl), ratio(np.array([mult]), np.array([dm]))))
+            # Mehrotra's corrector and Gondzio's, on the pairs (s, lam) and (sf, mult) stacked
+            s_all, lam_all = np.append(s, sf), np.append(lam, mult)
+
+            def solve_all(r, solve=solve):
+                dx, ds, dsf, dl, dm = solve(r[:-1], r[-1])
+                return dx, np.append(ds, dsf), np.append(dl, dm)
+
+            r = np.append(s * lam + ds * dl, sf * mult + dsf * dm) - sigma * mu
+            (dx, ds_all, dl_all), ap, ad = centrality_correctors(
+                s_all, lam_all, solve_all(r), r, sigma, mu, solve_all)
+            ds, dsf, dl, dm = ds_all[:-1], ds_all[-1], dl_all[:-1], dl_all[-1]
             if exact or min(ap, ad) >= _SHORT_STEP:
                 break
             exact = True  # a short reduced step: recompute it with every row
