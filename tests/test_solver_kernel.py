@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from lrtools.solvers._kernel import (
     centrality_correctors,
     cholesky,
     max_step,
+    region_memo,
     resolve_device,
     single_precision_state,
     step_length,
@@ -330,3 +333,31 @@ def test_low_rank_extra_equals_its_dense_matrix():
     t_rows = NormalMatrix(G, device="cpu")
     np.testing.assert_allclose(t_rows.update(d, extra=term).numpy(),
                                t_rows.update(d, extra=H).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_region_memo_shares_only_read_only_arrays_and_forgets_freed_ones():
+    """A read-only region's kernel is built once and shared; a writeable array (which could be
+    changed between two solves) is rebuilt at every call; the entry goes with its array."""
+    from lrtools.solvers import _kernel
+
+    calls = []
+
+    def build(G):
+        calls.append(1)
+        return NormalMatrix(G)
+
+    G = _mixed_rows(0)
+    first, second = region_memo(G, ("k",), build), region_memo(G, ("k",), build)
+    assert first is not second and len(calls) == 2  # writeable: never shared
+    G.flags.writeable = False
+    shared = region_memo(G, ("k",), build)
+    assert region_memo(G, ("k",), build) is shared and len(calls) == 3
+    other = region_memo(G, ("other",), build)  # another key: another value
+    assert other is not shared and len(calls) == 4
+    H = G.copy()  # equal values, another array: its own entry
+    H.flags.writeable = False
+    assert region_memo(H, ("k",), build) is not shared
+    n = len(_kernel._MEMO)
+    del G, H, shared, other, first, second
+    gc.collect()
+    assert len(_kernel._MEMO) == n - 2
