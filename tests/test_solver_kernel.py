@@ -17,6 +17,7 @@ from lrtools.solvers._kernel import (
     cholesky,
     max_step,
     region_memo,
+    region_normal_matrix,
     resolve_device,
     single_precision_state,
     step_length,
@@ -357,7 +358,9 @@ def test_region_memo_shares_only_read_only_arrays_and_forgets_freed_ones():
     H = G.copy()  # equal values, another array: its own entry
     H.flags.writeable = False
     assert region_memo(H, ("k",), build) is not shared
+    rows = region_normal_matrix(G)  # the kernel eq. 6 and the nearest optima share
+    assert region_normal_matrix(G, device="numpy") is rows  # "numpy" is the default device
     n = len(_kernel._MEMO)
-    del G, H, shared, other, first, second
+    del G, H, shared, other, first, second, rows
     gc.collect()
     assert len(_kernel._MEMO) == n - 2

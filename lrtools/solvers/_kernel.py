@@ -64,6 +64,7 @@ __all__ = [
     "cholesky",
     "max_step",
     "region_memo",
+    "region_normal_matrix",
     "resolve_device",
     "single_precision_state",
     "solve_factored",
@@ -210,6 +211,16 @@ def region_memo(G, key: tuple, build):
     if key not in values:
         values[key] = build(G)
     return values[key]
+
+
+def region_normal_matrix(A, *, dense_row_fraction: float = 0.05,
+                         device: str | None = None) -> NormalMatrix:
+    """The :class:`NormalMatrix` of a region's rows ``A``, one per read-only ``A`` and settings
+    (:func:`region_memo`): eq. (6) and the nearest optima call this, so that they share it."""
+    device = resolve_device(device)
+    return region_memo(A, ("normal_matrix", dense_row_fraction, device),
+                       lambda G: NormalMatrix(G, dense_row_fraction=dense_row_fraction,
+                                              device=device))
 
 
 # --------------------------------------------------------------------------- Cholesky

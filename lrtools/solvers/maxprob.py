@@ -66,12 +66,12 @@ from ..exceptions import SolverError
 from ..polytope import Polytope
 from ._kernel import (
     LowRank,
-    NormalMatrix,
     blas_threads,
     centrality_correctors,
     cholesky,
     max_step,
     region_memo,
+    region_normal_matrix,
     resolve_device,
 )
 from ._lp import FALLBACKS, LPSolution, lp_lower_bound, record_fallback, solve_lp
@@ -622,9 +622,8 @@ class _Problem:
         self.m, self.d = poly.A.shape
         self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
         self.W, self.c, self.t = W, c, t
-        self.rows = region_memo(  # one kernel per region, shared by its classes and optima
-            poly.A, ("normal_matrix", _DENSE_ROW_FRACTION, device),
-            lambda A: NormalMatrix(A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device))
+        self.rows = region_normal_matrix(  # one per region, shared by its classes and optima
+            poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
         self.n_dense = int(self.rows.dense_idx.size)
         self._A_csr = None
 

@@ -73,7 +73,7 @@ from scipy.special import logsumexp, softmax
 from .._validation import check_array, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
-from ._kernel import LowRank, NormalMatrix, centrality_correctors, cholesky, region_memo
+from ._kernel import LowRank, centrality_correctors, cholesky, region_normal_matrix
 
 __all__ = ["RESCUE_MAX_SIZE", "NearestResult", "certify_nearest", "nearest_optimum",
            "nearest_optimum_cvxpy"]
@@ -599,8 +599,7 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
     psi_it, psi_cert = _psi_level(phi_max, -_PSI_MARGIN), _psi_level(phi_max, _PSI_MARGIN)
     level_grad, lev_it, lev_cert = ((_psi_grad, psi_it, psi_cert) if form == "log_odds"
                                     else (_phi_grad, phi_max, phi_max))
-    rows = region_memo(poly.A, ("normal_matrix", _DENSE_ROW_FRACTION, None),  # eq. 6's kernel
-                       lambda A: NormalMatrix(A, dense_row_fraction=_DENSE_ROW_FRACTION))
+    rows = region_normal_matrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION)  # eq. 6's
     m, d = poly.n_rows, poly.dim
     lo, hi = poly.lo, poly.hi
     n_dense = int(rows.dense_idx.size)
