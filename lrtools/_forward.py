@@ -557,6 +557,7 @@ class ReLUNetwork:
         masks: torch.Tensor | None = None,
         record: bool = False,
         first: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        start: int = 0,
     ) -> Pushed:
         r"""Push values and directions through the network with the ReLU masks frozen.
 
@@ -579,6 +580,11 @@ class ReLUNetwork:
             caller has them already (a walk along ``x0 + a e``: segment 0 is affine, so its
             output is ``v0 + a D0`` on the whole segment); ``v`` then only fixes the input
             shape.
+        start : int, default=0
+            Begin at segment ``start``: ``v`` and ``D`` are the output of ReLU ``start - 1``
+            (masks applied), and only hidden layers ``start, start + 1, ...`` are decided
+            and recorded (:mod:`lrtools._jacobian` pushes the convolutional prefix itself).
+            Not with ``masks`` or ``first``.
 
         Returns
         -------
@@ -593,17 +599,19 @@ class ReLUNetwork:
 
             v_{l+1} = m_l \odot (L_l v_l + c_l), \qquad D_{l+1} = m_l \odot L_l D_l.
         """
+        if start and (masks is not None or first is not None):
+            raise ValueError("push(start=...) takes neither masks nor first.")
         rule = decide or _sign_rule
-        start, decided, inputs = 0, [], []
+        offset, decided, inputs = 0, [], []
         with self.fitting(tuple(v.shape[1:])):
-            for layer in range(self.n_hidden_layers):
+            for layer in range(start, self.n_hidden_layers):
                 v, D = first if layer == 0 and first is not None else self.segment(layer, v, D)
                 if record:
                     inputs.append((v, D))
                 if masks is not None:
                     n_l = v[0].numel()
-                    mask = masks[:, start : start + n_l].reshape(v.shape)
-                    start += n_l
+                    mask = masks[:, offset : offset + n_l].reshape(v.shape)
+                    offset += n_l
                 else:
                     mask = rule(layer, v, D)
                 decided.append(mask.reshape(v.shape[0], -1))

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ._forward import SUPPORTED_LAYERS, ReLUNetwork
+from ._jacobian import region_rows
 from ._validation import check_array, check_scalar
 from .exceptions import LRToolsError
 from .polytope import Polytope
@@ -231,38 +232,19 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
     net = ReLUNetwork(model).require_relu()
     x = net.spec.point(x, "x")
     d = x.size
-    identity = torch.eye(d, dtype=torch.float64).reshape(1, d, *x.shape)
-    out = net.push(_tensor(x)[None], identity, record=True)
     x_flat = x.reshape(-1).copy()
-    # the rows are written once, in C order, into A (a CNN region's A is 12,512 x 3,072:
-    # 307 MB, which a product, a concatenation and a transposing copy moved three times)
-    A = np.empty((sum(v.numel() for v, _ in out.relu_inputs), d))
-    offs, layer_ids, unit_ids, pre = [], [], [], []
-    start = 0
-    for l_idx, (v, D) in enumerate(out.relu_inputs):
-        h = v.reshape(-1).numpy()
-        Dt = D.reshape(d, -1).T  # (n_l, d): row i is grad of h_i
-        grad = Dt.numpy()
-        sign = np.where(h > 0, 1.0, -1.0)
-        rows = torch.from_numpy(A[start : start + h.size])
-        rows.copy_(Dt)  # torch's transposing copy: 4x numpy's here
-        rows.mul_(torch.from_numpy(sign)[:, None])
-        offs.append(sign * (h - grad @ x_flat))
-        layer_ids.append(np.full(h.size, l_idx))
-        unit_ids.append(np.arange(h.size))
-        pre.append(h.copy())
-        start += h.size
-    b = np.concatenate(offs)
-    J = out.directions.reshape(d, -1).T.numpy().copy()
-    z = out.value.reshape(-1).numpy()
+    A, pre, J, z = region_rows(net, _tensor(x))
+    sizes = net.layer_sizes(tuple(x.shape))
+    # b_i = sgn(h_i) (h_i - grad_i^T x*) = sgn(h_i) h_i - A_i x* (a sign flip is exact)
+    b = np.where(pre > 0, 1.0, -1.0) * pre - A @ x_flat
     lo, hi = (float(box[0]), float(box[1]))
     return Region(
         x_star=x_flat,
         input_shape=tuple(x.shape),
         polytope=Polytope(A, b, np.full(d, lo), np.full(d, hi)),
-        layer=np.concatenate(layer_ids),
-        unit=np.concatenate(unit_ids),
-        preact=np.concatenate(pre),
+        layer=np.repeat(np.arange(len(sizes)), sizes),
+        unit=np.concatenate([np.arange(n) for n in sizes]),
+        preact=pre,
         logit_W=J,
         logit_b=z - J @ x_flat,
     )
