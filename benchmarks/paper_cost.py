@@ -12,13 +12,15 @@ on 2 cores (2 workers, one thread each) and on N workers. MNIST chapters have 6 
 variants x 2 learning rates), CIFAR chapters 3. Per-point work follows the chapters: Fig. 3 is
 ``region_inradii`` (manifold, decision and adversarial inspheres, walks, PGD); Table 2 is
 ``class_regions_point`` (eq. 6 for 10 classes plus the margin LPs); Fig. 4/10 is
-``region_angles`` (plus, once per model, ``nonredundant_region``: redundancy removal of one
-region); the surrounding chapters are ``surrounding_point``; Fig. 9 (CIFAR
-inspheres) and Table 4 (CIFAR decision) are measured like their MNIST counterparts, Table 4
-as the chapter's whole per-point task ``class_regions_point`` (eq. 6 for 10 classes, the
-existence tests and the nearest optima). The claims chapters reuse the cached measurements
-of these chapters and are not counted. Model training is not counted. Every model counts
-once: with ``seeds`` of length k in the profile the hours are k times these.
+``region_angle_stats`` per point, as ``study.angle_tables`` runs it (plus, once per model,
+``region_angle_image``, the downsampled image of the first point's region, and
+``nonredundant_region``: redundancy removal of one region); the surrounding chapters are
+``surrounding_point``; Fig. 9 (CIFAR inspheres) and Table 4 (CIFAR decision) are measured
+like their MNIST counterparts, Table 4 as the chapter's whole per-point task
+``class_regions_point`` (eq. 6 for 10 classes, the existence tests and the nearest optima).
+The claims chapters reuse the cached measurements of these chapters and are not counted.
+Model training is not counted. Every model counts once: with ``seeds`` of length k in the
+profile the hours are k times these.
 
 Usage::
 
@@ -42,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import paper_regions  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from lrtools.analyses.angles import region_angles  # noqa: E402
+from lrtools.analyses.angles import region_angle_image, region_angle_stats  # noqa: E402
 from lrtools.analyses.boundary import class_means, region_inradii  # noqa: E402
 from lrtools.analyses.class_regions import class_regions_point  # noqa: E402
 from lrtools.analyses.nonredundant import nonredundant_region  # noqa: E402
@@ -73,7 +75,8 @@ def measure_mnist(n: int):
     t = _cpu(region_inradii, net, X, y, means=means, n_jobs=1, progress=False)
     yield "mnist_inspheres", (t[0] / n, t[1] / n)
     yield "mnist_decision", _per_point(lambda x: class_regions_point(net, x), X)
-    yield "mnist_angles", _per_point(lambda x: region_angles(net, x), X)
+    yield "mnist_angles", _per_point(lambda x: region_angle_stats(net, x), X)
+    yield "mnist_angles_image", _per_point(lambda x: region_angle_image(net, x), X[:1])
     yield "mnist_surrounding", _per_point(lambda x: surrounding_point(net, x), X)
     yield "mnist_angles_nonredundant", _per_point(lambda x: nonredundant_region(x, net), X[:1])
 
@@ -88,7 +91,8 @@ def measure_cifar(n: int):
     t = _cpu(region_inradii, net, X, y, means=means, n_jobs=1, progress=False)
     yield "cifar_inspheres", (t[0] / n, t[1] / n)
     yield "cifar_decision", _per_point(lambda x: class_regions_point(net, x), X[:1])
-    yield "cifar_angles", _per_point(lambda x: region_angles(net, x), X[:1])
+    yield "cifar_angles", _per_point(lambda x: region_angle_stats(net, x), X[:1])
+    yield "cifar_angles_image", _per_point(lambda x: region_angle_image(net, x), X[:1])
     yield "cifar_surrounding", _per_point(lambda x: surrounding_point(net, x), X[:1])
 
 
@@ -111,9 +115,10 @@ def main() -> None:
     with threadpool_limits(limits=1, user_api="blas"):
         for source in sources:
             for chapter, (cpu, wall) in source:
-                # Fig. 4 without redundant rows: one point per model (the notebook's `point`)
-                n_points = (1 if chapter.endswith("nonredundant")
-                            else int(profile[chapter]["n_points"]))
+                # once per model: Fig. 4 without redundant rows (the notebook's `point`) and
+                # the angle image of Fig. 4 / 10 (the first point)
+                once = chapter.endswith(("nonredundant", "image"))
+                n_points = 1 if once else int(profile[chapter]["n_points"])
                 models = MODELS[chapter.split("_")[0]]
                 cpu_h = cpu * n_points * models / 3600
                 total2, totalN = total2 + cpu_h / 2, totalN + cpu_h / args.workers
