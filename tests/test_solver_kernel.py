@@ -364,3 +364,72 @@ def test_region_memo_shares_only_read_only_arrays_and_forgets_freed_ones():
     del G, H, shared, other, first, second, rows
     gc.collect()
     assert len(_kernel._MEMO) == n - 2
+
+
+def _rows_with_free_columns(seed: int, n: int = 40, free=(0, 7, 8, 39)):
+    """Dense rows, sparse rows, a support group and narrow rows, all zero on ``free``."""
+    rng = np.random.default_rng(seed)
+    dense = rng.standard_normal((30, n))
+    conv = sparse.random(50, n, density=0.06, random_state=seed).toarray()
+    group = np.zeros((6, n))
+    group[:, 10:16] = rng.standard_normal((6, 6))  # one support shared by six rows
+    narrow = np.eye(n)[[2, 5, 20]] * 1.5
+    G = np.vstack([dense, conv, group, narrow])
+    G[:, list(free)] = 0.0
+    return G, np.asarray(free)
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_free_columns_split_the_factor_and_give_the_full_solve(as_sparse, seed):
+    G, free = _rows_with_free_columns(seed)
+    n = G.shape[1]
+    rng = np.random.default_rng(seed + 5)
+    d = rng.uniform(0.01, 3.0, G.shape[0])
+    diag = rng.uniform(0.1, 1.0, n)
+    U = rng.standard_normal((n, 3))
+    U[free] = 0.0  # the objective does not see the free columns either
+    v = rng.standard_normal(n)
+    v[free] = 0.0
+    H = LowRank(U, (0.1 * v,))
+    Gin = sparse.csr_matrix(G) if as_sparse else G
+    full, split = NormalMatrix(Gin), NormalMatrix(Gin, free_columns=free)
+    assert split.M.shape == (n - free.size,) * 2
+    ref = G.T @ (d[:, None] * G) + np.diag(diag) + H.dense()
+    rhs = rng.standard_normal((n, 2))
+    for keep in (None, np.array([0, 3, 4])):  # exact, and reduced to three dense rows
+        F_full = cholesky(full.update(d, diag=diag, extra=H, keep=keep))
+        K = split.update(d, diag=diag, extra=H, keep=keep)
+        F_split = cholesky(K)
+        for r in (rhs[:, 0], rhs):
+            np.testing.assert_allclose(F_split.solve(r), F_full.solve(r), rtol=1e-10, atol=1e-12)
+        if keep is None:
+            np.testing.assert_allclose(F_split.solve(rhs), np.linalg.solve(ref, rhs), rtol=1e-9)
+            np.testing.assert_allclose(K.free_diag, diag[free])
+    y = rng.standard_normal(n)
+    np.testing.assert_allclose(split.matvec(y), G @ y, atol=1e-12)
+    np.testing.assert_allclose(split.rmatvec(d), G.T @ d, atol=1e-11)
+    assert np.all(split.rmatvec(d)[free] == 0.0)
+
+
+def test_free_columns_refuse_an_extra_term_that_couples_them():
+    G, free = _rows_with_free_columns(0)
+    n = G.shape[1]
+    N = NormalMatrix(G, free_columns=free)
+    U = np.ones((n, 1))
+    with pytest.raises(ValueError, match="couples the free columns"):
+        N.update(np.ones(G.shape[0]), diag=np.ones(n), extra=LowRank(U))
+    with pytest.raises(ValueError, match="couples the free columns"):
+        N.update(np.ones(G.shape[0]), diag=np.ones(n), extra=np.ones((n, n)))
+
+
+def test_region_normal_matrix_splits_only_columns_the_objective_ignores():
+    G, free = _rows_with_free_columns(1)
+    G.flags.writeable = False
+    W = np.random.default_rng(0).standard_normal((3, G.shape[1]))
+    W_blind = W.copy()
+    W_blind[:, free] = 0.0
+    assert region_normal_matrix(G, objective=W_blind).free.tolist() == free.tolist()
+    assert region_normal_matrix(G, objective=W).free is None  # the objective sees them
+    assert region_normal_matrix(G).free is None  # no objective given: nothing split
+    assert region_normal_matrix(G, objective=W_blind) is region_normal_matrix(G, objective=W_blind)

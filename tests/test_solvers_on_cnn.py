@@ -79,3 +79,37 @@ def test_single_precision_factors_keep_the_certified_answers(cnn_region, monkeyp
     ref_ball = insphere(poly, method="clarabel")
     assert ball.radius == pytest.approx(ref_ball.radius, rel=1e-7)
     assert ball.radius == pytest.approx(insphere(poly, method="ipm").radius, rel=1e-9)
+
+
+def test_unseen_pixels_are_split_off_and_the_answers_match_the_references():
+    """Stride-2 3x3 convolutions on 10 x 10 inputs see pixels 0-8 of each row and column only:
+    the 19 others are zero columns of A and of the logit Jacobian, split off the Newton
+    matrices of eq. 6 and of the nearest optimum. Both agree with cvxpy + Clarabel."""
+    from lrtools.exceptions import SolverError
+    from lrtools.models import build_cnn
+    from lrtools.solvers import maxprob
+    from lrtools.solvers.nearest import nearest_optimum, nearest_optimum_cvxpy
+
+    net = build_cnn(1, 10, channels=(3, 4), dense=6, n_classes=3, seed=4).eval()
+    region = linear_region(net, np.random.default_rng(5).uniform(-0.8, 0.8, (1, 10, 10)))
+    poly, W, c, xs = region.polytope, region.logit_W, region.logit_b, region.x_star
+    free = maxprob._Problem(poly, W, c, 0).rows.free
+    unseen = np.zeros((10, 10), dtype=bool)
+    unseen[9, :] = unseen[:, 9] = True
+    assert free is not None and free.tolist() == np.flatnonzero(unseen.ravel()).tolist()
+    compared = 0
+    for t in range(3):
+        fast = max_log_prob(poly, W, c, t, x_star=xs, method="ipm")
+        ref = max_log_prob_cvxpy(poly, W, c, t, x_star=xs)
+        assert fast.method == "ipm" and poly.contains(fast.x, tol=0.0)
+        assert abs(fast.log_prob - ref.log_prob) <= fast.gap + ref.gap + 1e-9
+        near = nearest_optimum(poly, W, c, t, xs, fast.x, fast.log_prob, fast.gap)
+        # the free pixels meet only their box: the nearest optimum keeps x*'s values there
+        np.testing.assert_allclose(near.x[free], xs[free], atol=1e-6)
+        try:
+            _, d_ref = nearest_optimum_cvxpy(poly, W, c, t, xs, fast.x, fast.log_prob, fast.gap)
+        except SolverError:  # Clarabel can be inaccurate on these thin sets: not a reference
+            continue
+        np.testing.assert_allclose(near.distance, d_ref, rtol=1e-4)
+        compared += 1
+    assert compared >= 1

@@ -623,7 +623,7 @@ class _Problem:
         self.h0 = np.concatenate([poly.b, -poly.lo, poly.hi])
         self.W, self.c, self.t = W, c, t
         self.rows = region_normal_matrix(  # one per region, shared by its classes and optima
-            poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device)
+            poly.A, dense_row_fraction=_DENSE_ROW_FRACTION, device=device, objective=W)
         self.n_dense = int(self.rows.dense_idx.size)
         self._A_csr = None
 

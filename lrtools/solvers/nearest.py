@@ -599,7 +599,8 @@ def _ipm(poly, W, c, t, x_star, x0, phi_max, gap_tol, max_iter, n_keep=None, for
     psi_it, psi_cert = _psi_level(phi_max, -_PSI_MARGIN), _psi_level(phi_max, _PSI_MARGIN)
     level_grad, lev_it, lev_cert = ((_psi_grad, psi_it, psi_cert) if form == "log_odds"
                                     else (_phi_grad, phi_max, phi_max))
-    rows = region_normal_matrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION)  # eq. 6's
+    rows = region_normal_matrix(poly.A, dense_row_fraction=_DENSE_ROW_FRACTION,
+                                objective=W)  # eq. 6's
     m, d = poly.n_rows, poly.dim
     lo, hi = poly.lo, poly.hi
     n_dense = int(rows.dense_idx.size)
