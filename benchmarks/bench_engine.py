@@ -157,7 +157,7 @@ def bench_insphere(name, net, regions, args, rates, ref_regions):
     if args.alloc and regions:
         from lrtools.solvers.insphere import _insphere_lp
 
-        c, G, h, _ = _insphere_lp(regions[0].polytope, 0.5)
+        c, G, h, _, _ = _insphere_lp(regions[0].polytope, 0.5)
         n = G.shape[1]
         peak = _max_alloc_per_iteration(
             lambda cb: lp_ipm(c, G, h, threads=args.threads, stop=cb, max_iter=30))

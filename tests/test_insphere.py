@@ -426,3 +426,31 @@ def test_lp_ipm_stop_callback():
     assert full.status == "optimal"
     with pytest.raises(TypeError, match="stop must be callable"):
         lp_ipm([-1.0, -1.0], G, [1, 2, 0, 0], stop=1)
+
+
+def test_coordinates_no_row_uses_are_left_out_and_the_radius_is_still_certified():
+    """Zero columns of A meet only their box: left out of the LP (all but the narrowest box,
+    when that one binds); the ball and its certificate hold in the full space, against
+    Clarabel on the same polytope."""
+    from lrtools.solvers.insphere import _insphere_lp, verify_insphere
+
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((30, 6))
+    A[:, [1, 4]] = 0.0
+    b = rng.uniform(0.5, 1.5, 30)
+    for lo4, expected in ((-1.0, [0, 2, 3, 5]), (-0.9999, [0, 2, 3, 4, 5])):
+        lo, hi = -np.ones(6), np.ones(6)
+        lo[4], hi[4] = lo4, -lo4  # coordinate 4 narrower than every used one: it binds
+        poly = Polytope(A, b, lo, hi)
+        assert _insphere_lp(poly, 0.5)[4].tolist() == expected
+        fast = insphere(poly, method="ipm")
+        ref = insphere(poly, method="clarabel")
+        np.testing.assert_allclose(fast.radius, ref.radius, rtol=1e-7)
+        assert verify_insphere(poly, fast.center, fast.radius) <= 1e-9
+        assert fast.center[1] == 0.0  # a left-out coordinate sits at its box centre
+        assert abs(fast.info["certified_gap"]) <= 1e-8 * fast.radius + 1e-12
+    # a box so narrow in an unused coordinate that it fixes the radius
+    lo, hi = -np.ones(6), np.ones(6)
+    lo[1], hi[1] = -0.01, 0.01
+    fast = insphere(Polytope(A, b, lo, hi), method="ipm")
+    np.testing.assert_allclose(fast.radius, 0.01, rtol=1e-8)

@@ -238,7 +238,12 @@ def _insphere_lp(poly: Polytope, sparse_below: float):
 
     Rows with :math:`w_i = 0` are dropped (they read :math:`b_i \ge 0`); a row of ``G`` is
     :math:`(-w_i^T/\|w_i\|,\ 1)`, then :math:`(-e_j^T, 1)` and :math:`(e_j^T, 1)` for the box.
-    Returns ``(c, G, h, keep)`` with ``keep`` the indices of the hyperplane rows used.
+    A coordinate that no hyperplane row uses (an all-zero column: a pixel that no unit of a
+    CNN sees, such as the last row and column of the Table 3 CNN's 32 x 32 inputs) meets
+    only its box, :math:`r \le (u_j - \ell_j)/2` at :math:`x_j = (\ell_j + u_j)/2`: it is
+    left out of the LP, except the one of narrowest box when that bound is the tightest.
+    Returns ``(c, G, h, keep, cols)`` with ``keep`` the hyperplane rows used and ``cols`` the
+    coordinates of the LP's ``x``.
     """
     norms = poly.row_norms
     zero = norms == 0.0
@@ -249,23 +254,48 @@ def _insphere_lp(poly: Polytope, sparse_below: float):
             f"{poly.b[i]:.3g} < 0 ({poly.n_rows} rows x {poly.dim} dims)."
         )
     keep = np.flatnonzero(~zero)
-    d = poly.dim
     A = poly.A[keep] if keep.size < poly.n_rows else poly.A
+    cols = _lp_columns(A, poly.lo, poly.hi)
+    d = cols.size
+    lo, hi = poly.lo[cols], poly.hi[cols]
     inv = 1.0 / norms[keep]
     ones = np.ones((keep.size, 1))
     box_ones = np.ones((d, 1))
     use_sparse = sparse.issparse(A) or np.count_nonzero(A) < sparse_below * A.size
     if use_sparse:
-        rows = sparse.diags(-inv) @ sparse.csr_matrix(A)
+        rows = (sparse.diags(-inv) @ sparse.csr_matrix(A))
+        if d < poly.dim:
+            rows = rows[:, cols]
         eye = sparse.identity(d, format="csr")
         G = sparse.bmat([[rows, ones], [-eye, box_ones], [eye, box_ones]], format="csr")
     else:
         eye = np.eye(d)
-        G = np.block([[A * -inv[:, None], ones], [-eye, box_ones], [eye, box_ones]])
-    h = np.concatenate([poly.b[keep] * inv, -poly.lo, poly.hi])
+        Ac = A if d == poly.dim else A[:, cols]
+        G = np.block([[Ac * -inv[:, None], ones], [-eye, box_ones], [eye, box_ones]])
+    h = np.concatenate([poly.b[keep] * inv, -lo, hi])
     c = np.zeros(d + 1)
     c[-1] = -1.0
-    return c, G, h, keep
+    return c, G, h, keep, cols
+
+
+def _lp_columns(A, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Coordinates the insphere LP keeps (:func:`_insphere_lp`): those some row uses, plus
+    the unused one of narrowest box when its half-width is below every used one's."""
+    d = lo.size
+    used = np.zeros(d, dtype=bool)
+    if sparse.issparse(A):
+        used[sparse.csr_matrix(A).indices] = True
+    else:
+        for a in range(0, A.shape[0], 1024):  # row blocks: no m x d mask
+            used |= np.any(A[a : a + 1024] != 0, axis=0)
+    if used.all():
+        return np.arange(d)
+    half = 0.5 * (hi - lo)
+    free = np.flatnonzero(~used)
+    j = free[np.argmin(half[free])]
+    if not used.any() or half[j] < half[used].min():
+        used[j] = True
+    return np.flatnonzero(used)
 
 
 def _auto_keep(poly: Polytope, G, keep: np.ndarray) -> int | None:
@@ -364,17 +394,19 @@ def insphere_ipm(
     check_scalar(certify_rtol, "certify_rtol", float, min_val=0.0)
     check_scalar(certify_atol, "certify_atol", float, min_val=0.0)
     t0 = time.perf_counter()
-    c, G, h, keep = _insphere_lp(poly, sparse_below)
+    c, G, h, keep, cols = _insphere_lp(poly, sparse_below)
     if n_keep == "auto":
         n_keep = _auto_keep(poly, G, keep)
-    d, k = poly.dim, keep.size
+    d, k = cols.size, keep.size
     lp_tol, retried = tol, False
     while True:
         res = lp_ipm(c, G, h, tol=lp_tol, max_iter=max_iter, gap_atol=0.1 * certify_atol,
                      threads=threads, n_keep=n_keep, device=device)
         if not (res.success or _certifiable_stall(res, lp_tol)):
             raise _ipm_failure(poly, res, "no certified optimum")
-        center, radius = res.y[:d], float(res.y[d])
+        center = 0.5 * (poly.lo + poly.hi)  # coordinates left out of the LP: their centre
+        center[cols] = res.y[:d]
+        radius = float(res.y[d])
         if radius < -certify_atol:
             raise _ipm_failure(poly, res,
                                f"the polytope is empty (largest r in eq. 5 is {radius:.3g})")
@@ -382,7 +414,9 @@ def insphere_ipm(
         viol = verify_insphere(poly, center, radius, tol=1e-7)
         lam_rows = np.zeros(poly.n_rows)
         lam_rows[keep] = res.lam[:k] / poly.row_norms[keep]
-        bound = insphere_dual_bound(poly, lam_rows, res.lam[k : k + d], res.lam[k + d :])
+        lam_lo, lam_hi = np.zeros(poly.dim), np.zeros(poly.dim)  # 0 on the left-out ones
+        lam_lo[cols], lam_hi[cols] = res.lam[k : k + d], res.lam[k + d :]
+        bound = insphere_dual_bound(poly, lam_rows, lam_lo, lam_hi)
         gap = bound - radius
         if abs(gap) <= certify_rtol * abs(radius) + certify_atol:
             break
