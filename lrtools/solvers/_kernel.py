@@ -72,6 +72,7 @@ __all__ = [
     "solve_factored",
     "step_length",
     "weighted_gram",
+    "zero_columns",
 ]
 
 #: Accepted values of ``device`` (``None``: numpy/LAPACK on the CPU).
@@ -215,13 +216,13 @@ def region_memo(G, key: tuple, build):
     return values[key]
 
 
-def _zero_columns(A) -> np.ndarray:
-    """Indices of the all-zero columns of ``A`` (dense: by row blocks, no m x d mask)."""
+def zero_columns(A) -> np.ndarray:
+    """Indices of the all-zero columns of ``A`` (dense: by row blocks, no m x d mask; sparse:
+    stored entries count as non-zero)."""
+    used = np.zeros(A.shape[1], dtype=bool)
     if sparse.issparse(A):
-        used = np.zeros(A.shape[1], dtype=bool)
-        used[sparse.csr_matrix(A).indices] = True  # explicit zeros count as used: harmless
+        used[sparse.csr_matrix(A).indices] = True
     else:
-        used = np.zeros(A.shape[1], dtype=bool)
         for a in range(0, A.shape[0], 1024):
             used |= np.any(A[a : a + 1024] != 0, axis=0)
     return np.flatnonzero(~used)
@@ -238,7 +239,7 @@ def region_normal_matrix(A, *, dense_row_fraction: float = 0.05, device: str | N
     device = resolve_device(device)
     free = None
     if objective is not None and device is None:
-        zero = region_memo(A, ("zero_columns",), _zero_columns)
+        zero = region_memo(A, ("zero_columns",), zero_columns)
         if zero.size and not np.any(np.asarray(objective)[:, zero]):
             free = zero
     return region_memo(A, ("normal_matrix", dense_row_fraction, device, free is not None),

@@ -31,6 +31,7 @@ from scipy import sparse
 from .._validation import check_choice, check_scalar
 from ..exceptions import SolverError
 from ..polytope import Polytope
+from ._kernel import region_memo, zero_columns
 from ._lp import FALLBACKS, solve_lp
 from .ipm import LPResult, lp_ipm
 
@@ -255,7 +256,8 @@ def _insphere_lp(poly: Polytope, sparse_below: float):
         )
     keep = np.flatnonzero(~zero)
     A = poly.A[keep] if keep.size < poly.n_rows else poly.A
-    cols = _lp_columns(A, poly.lo, poly.hi)
+    # zero rows add no column: the region's own A, whose zero columns are memoised per region
+    cols = _lp_columns(region_memo(poly.A, ("zero_columns",), zero_columns), poly.lo, poly.hi)
     d = cols.size
     lo, hi = poly.lo[cols], poly.hi[cols]
     inv = 1.0 / norms[keep]
@@ -278,16 +280,12 @@ def _insphere_lp(poly: Polytope, sparse_below: float):
     return c, G, h, keep, cols
 
 
-def _lp_columns(A, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Coordinates the insphere LP keeps (:func:`_insphere_lp`): those some row uses, plus
-    the unused one of narrowest box when its half-width is below every used one's."""
+def _lp_columns(zero: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Coordinates the insphere LP keeps (:func:`_insphere_lp`): all but the ``zero`` columns
+    of A, plus the zero one of narrowest box when its half-width is below every used one's."""
     d = lo.size
-    used = np.zeros(d, dtype=bool)
-    if sparse.issparse(A):
-        used[sparse.csr_matrix(A).indices] = True
-    else:
-        for a in range(0, A.shape[0], 1024):  # row blocks: no m x d mask
-            used |= np.any(A[a : a + 1024] != 0, axis=0)
+    used = np.ones(d, dtype=bool)
+    used[zero] = False
     if used.all():
         return np.arange(d)
     half = 0.5 * (hi - lo)
