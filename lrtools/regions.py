@@ -18,6 +18,8 @@ affine parametrisation ``x = x* + I (x - x*)`` is pushed through each layer with
 frozen at :math:`x^*` (the push kernel of :mod:`lrtools._forward`, the one place that knows the
 supported layers: Linear, Conv2d, BatchNorm in eval mode, Dropout in eval mode, Flatten), so
 every affine layer is applied to a batch of ``d`` basis directions at once; no per-row autograd.
+On a CNN the convolutional prefix pushes fewer, compressed directions and reads the same rows
+from them (:mod:`lrtools._jacobian`).
 A unit with :math:`h_i(x^*) = 0` is treated as inactive (its row reads :math:`-h_i \ge 0`).
 
 Beside the region live its two derived quantities used by Section 3.5: the logit Jacobian
