@@ -178,8 +178,8 @@ def region_rows(net: ReLUNetwork, x: torch.Tensor, *, compress: bool = True):
     r"""The rows of the region of ``x`` (float64 tensor of the input shape) and its logit map.
 
     Returns ``(A, h, J, z)``: ``A`` (m, d) holds :math:`\operatorname{sgn}(h_i)\nabla_x h_i`
-    for every hidden unit in layer order (C, H, W order within a layer), ``h`` the
-    pre-activations of the hidden layers concatenated, ``J`` (M, d) the logits' Jacobian and
+    for every hidden unit in layer order (C, H, W order within a layer), ``h`` the list of
+    each hidden layer's pre-activations (flat), ``J`` (M, d) the logits' Jacobian and
     ``z`` (M,) the logits at ``x``. With ``compress`` the convolutional prefix is
     column-compressed when that pays (module docstring); ``compress=False`` pushes the whole
     identity. Both give the same rows up to the rounding of the convolutions' sums.
@@ -214,4 +214,4 @@ def region_rows(net: ReLUNetwork, x: torch.Tensor, *, compress: bool = True):
         _dense_rows(A, start, hs[-1], Dt)
         start += hs[-1].size
     J = out.directions.reshape(d, -1).T.numpy().copy()
-    return A, np.concatenate(hs), J, out.value.reshape(-1).numpy().copy()
+    return A, hs, J, out.value.reshape(-1).numpy().copy()

@@ -235,8 +235,8 @@ def linear_region(model: nn.Module, x, *, box: tuple[float, float] = (-1.0, 1.0)
     x = net.spec.point(x, "x")
     d = x.size
     x_flat = x.reshape(-1).copy()
-    A, pre, J, z = region_rows(net, _tensor(x))
-    sizes = net.layer_sizes(tuple(x.shape))
+    A, hs, J, z = region_rows(net, _tensor(x))
+    pre, sizes = np.concatenate(hs), [h.size for h in hs]
     # b_i = sgn(h_i) (h_i - grad_i^T x*) = sgn(h_i) h_i - A_i x* (a sign flip is exact)
     b = np.where(pre > 0, 1.0, -1.0) * pre - A @ x_flat
     lo, hi = (float(box[0]), float(box[1]))
