@@ -387,7 +387,6 @@ class SplitMatrix:
     def __init__(self, M: np.ndarray, cols: np.ndarray, free: np.ndarray,
                  free_diag: np.ndarray) -> None:
         self.M, self.cols, self.free, self.free_diag = M, cols, free, free_diag
-        self.shape = (cols.size + free.size,) * 2
 
 
 class SplitFactor:

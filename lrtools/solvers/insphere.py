@@ -265,7 +265,7 @@ def _insphere_lp(poly: Polytope, sparse_below: float):
     box_ones = np.ones((d, 1))
     use_sparse = sparse.issparse(A) or np.count_nonzero(A) < sparse_below * A.size
     if use_sparse:
-        rows = (sparse.diags(-inv) @ sparse.csr_matrix(A))
+        rows = sparse.diags(-inv) @ sparse.csr_matrix(A)
         if d < poly.dim:
             rows = rows[:, cols]
         eye = sparse.identity(d, format="csr")
