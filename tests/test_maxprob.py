@@ -575,3 +575,32 @@ def test_polishing_least_squares_matches_lapack(shape, rank):
     assert res <= res_ref * (1 + rel) + 1e-9 * np.linalg.norm(g)
     if rank == min(shape) and shape[0] < shape[1]:
         assert np.linalg.norm(v) <= np.linalg.norm(ref) * (1 + 1e-8)
+
+
+def test_margin_lp_on_a_wide_mlp_region_reduced_dense_equals_exact_csr_and_highs(monkeypatch):
+    """More rows than eq. 6's ``n_keep`` (400 > 256): the dense region's margin LP runs with
+    the reduced Newton matrix on dense rows; the same polytope with CSR rows takes the exact
+    CSR path, and HiGHS is an independent reference. All three give one optimum s*."""
+    _, r = _make_region(20, [200, 200], 10, "vanilla", seed=5)
+    W, c, poly = r.logit_W, r.logit_b, r.polytope
+    assert poly.n_rows > 256 and mp._all_rows_dense(poly)
+    csr = Polytope(sparse.csr_matrix(poly.A), poly.b, poly.lo, poly.hi)
+    assert not mp._all_rows_dense(csr)
+    seen = []
+    real = mp.solve_lp
+
+    def spy(*args, **kwargs):
+        seen.append((sparse.issparse(args[1]), (kwargs.get("options") or {}).get("n_keep")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mp, "solve_lp", spy)
+    for t in range(W.shape[0]):
+        dense = class_region_exists(poly, W, c, t, x_star=r.x_star, method="ipm")
+        exact = class_region_exists(csr, W, c, t, x_star=r.x_star, method="ipm")
+        ref = class_region_exists(poly, W, c, t, x_star=r.x_star, method="highs")
+        for res in (exact, ref):
+            assert dense.status == res.status
+            assert abs(dense.margin - res.margin) <= 1e-6 * (1.0 + abs(res.margin))
+        assert poly.contains(dense.x, tol=0.0)
+    # dense G with n_keep = 256 on the dense region, CSR without reduction on the CSR one
+    assert (False, 256) in seen and (True, None) in seen
