@@ -604,3 +604,21 @@ def test_margin_lp_on_a_wide_mlp_region_reduced_dense_equals_exact_csr_and_highs
         assert poly.contains(dense.x, tol=0.0)
     # dense G with n_keep = 256 on the dense region, CSR without reduction on the CSR one
     assert (False, 256) in seen and (True, None) in seen
+
+
+def test_margin_lp_on_a_dense_array_with_sparse_rows_takes_the_csr_path():
+    """A dense ``A`` whose rows are not all dense (a CNN region's convolution rows) builds the
+    CSR margin LP from the array itself, and its answer matches HiGHS."""
+    _, r = _make_region(20, [24, 24], 10, "vanilla", seed=3)
+    A = np.array(r.polytope.A)
+    b = np.array(r.polytope.b)
+    half = A.shape[0] // 2
+    A[:half, 1:] = 0.0  # half the rows see 1 of 20 inputs: sparse rows,
+    b[:half] = np.abs(b[:half]) + np.abs(A[:half, 0]) + 1.0  # loose on the whole box
+    poly = Polytope(A, b, r.polytope.lo, r.polytope.hi)
+    assert isinstance(poly.A, np.ndarray) and not mp._all_rows_dense(poly)
+    for t in range(3):
+        ipm = class_region_exists(poly, r.logit_W, r.logit_b, t, method="ipm")
+        ref = class_region_exists(poly, r.logit_W, r.logit_b, t, method="highs")
+        assert ipm.status == ref.status
+        assert abs(ipm.margin - ref.margin) <= 1e-6 * (1.0 + abs(ref.margin))

@@ -1626,7 +1626,7 @@ def _margin_lp(poly: Polytope, W: np.ndarray, c: np.ndarray, t: int):
         G = sparse.vstack(
             [
                 sparse.hstack([sparse.csr_matrix(-D), np.ones((k, 1))]),
-                sparse.hstack([-poly.A.tocsr(), sparse.csr_matrix((poly.n_rows, 1))]),
+                sparse.hstack([-sparse.csr_matrix(poly.A), sparse.csr_matrix((poly.n_rows, 1))]),
             ],
             format="csr",
         )
