@@ -57,12 +57,15 @@ def test_profiles_give_the_stated_seeds():
 
 def test_default_profile_point_counts():
     """The default build affords the verdicts' minimum sample on 2 cores for Fig. 3, 4 and 6
-    and Table 2 (two seeds) and for Fig. 10 and 12 (CIFAR-10, one seed; 20 points for Fig. 12,
-    as issue 13 asks); Fig. 9 and Table 4 stay below it (their claims say "inconclusive:
-    n = k"), and every count is at least one point."""
+    and Table 2 (two seeds; Fig. 4 and 6 on 50 points per model over the seeds) and for
+    Fig. 10 and 12 (CIFAR-10, one seed; 20 points for Fig. 12, as issue 13 asks); Fig. 9 and
+    Table 4 stay below it (their claims say "inconclusive: n = k"), and every count is at
+    least one point."""
     p = load_profile(ROOT, "default")
-    for chapter in ("mnist_inspheres", "mnist_angles", "mnist_surrounding", "mnist_claims"):
+    for chapter in ("mnist_inspheres", "mnist_angles", "mnist_surrounding"):
         assert _value(p, chapter, "n_points") >= MIN_POINTS  # Fig. 3, 4, 6
+    for chapter in ("mnist_angles", "mnist_surrounding"):  # Fig. 4 and 6: 50 per model in all
+        assert _value(p, chapter, "n_points") * len(_value(p, chapter, "seeds")) >= 50
     assert _value(p, "mnist_decision", "n_points") >= MIN_POINTS  # Table 2 (+ the Fig. 5 point)
     assert _value(p, "cifar_angles", "n_points") >= MIN_POINTS  # Fig. 10
     assert _value(p, "cifar_surrounding", "n_points") >= 2 * MIN_POINTS  # Fig. 12
@@ -84,8 +87,10 @@ def test_claims_chapters_read_the_sections_tables(profile):
     for chapter in MNIST[:-1]:
         for name in shared:
             assert _value(p, chapter, name) == _value(p, "mnist_claims", name), (chapter, name)
-    for chapter in ("mnist_inspheres", "mnist_angles", "mnist_surrounding"):
-        assert _value(p, chapter, "n_points") == _value(p, "mnist_claims", "n_points")
+    for chapter, name in (("mnist_inspheres", "inradius_points"),
+                          ("mnist_angles", "angle_points"),
+                          ("mnist_surrounding", "surrounding_points")):  # fmt: skip
+        assert _value(p, chapter, "n_points") == _value(p, "mnist_claims", name), chapter
     assert _value(p, "mnist_decision", "n_points") == _value(p, "mnist_claims", "decision_points")
     for chapter in CIFAR[:-1]:
         for name in ("seeds", "seed", "channels", "dense", "max_epochs", "max_train"):
