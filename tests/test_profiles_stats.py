@@ -57,16 +57,18 @@ def test_profiles_give_the_stated_seeds():
 
 def test_default_profile_point_counts():
     """The default build affords the verdicts' minimum sample on 2 cores for Fig. 3, 4 and 6
-    and Table 2 (two seeds; Fig. 4 and 6 on 50 points per model over the seeds) and for
+    and Table 2 (two seeds; Fig. 4 on 50 points per model over the seeds) and for
     Fig. 10 and 12 (CIFAR-10, one seed; 20 points for Fig. 12, as issue 13 asks); Fig. 9 and
     Table 4 stay below it (their claims say "inconclusive: n = k"), and every count is at
     least one point."""
     p = load_profile(ROOT, "default")
     for chapter in ("mnist_inspheres", "mnist_angles", "mnist_surrounding"):
         assert _value(p, chapter, "n_points") >= MIN_POINTS  # Fig. 3, 4, 6
-    for chapter in ("mnist_angles", "mnist_surrounding"):  # Fig. 4 and 6: 50 per model in all
+    for chapter in ("mnist_angles",):  # Fig. 4: 50 per model over the seeds
         assert _value(p, chapter, "n_points") * len(_value(p, chapter, "seeds")) >= 50
-    assert _value(p, "mnist_decision", "n_points") >= MIN_POINTS  # Table 2 (+ the Fig. 5 point)
+    # Table 2: the drawn points plus the Fig. 5 point (the scorecard's rule reads the count the
+    # run measured, so a Fig. 5 point among the drawn ones shows as "inconclusive: n = 9")
+    assert _value(p, "mnist_decision", "n_points") + 1 >= MIN_POINTS
     assert _value(p, "cifar_angles", "n_points") >= MIN_POINTS  # Fig. 10
     assert _value(p, "cifar_surrounding", "n_points") >= 2 * MIN_POINTS  # Fig. 12
     assert _value(p, "cifar_inspheres", "n_points") >= 1  # Fig. 9
