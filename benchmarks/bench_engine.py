@@ -319,6 +319,7 @@ def main() -> None:
             print("--device cuda: no CUDA device visible to torch on this machine; nothing run.")
             return
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(paper_regions.blas_line())
     print(f"threads per solve: {args.threads}; device: {args.device or 'numpy'}")
     with threadpool_limits(limits=args.threads, user_api="blas"):
         if not args.skip_mnist:

@@ -105,6 +105,7 @@ def main() -> None:
     paper = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())
     profile = paper["notebooks"]
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(paper_regions.blas_line())
     print(f"{'chapter':26s} {'CPU-s/pt':>9s} {'wall-s/pt':>9s} {'points':>7s} {'models':>6s} "
           f"{'h on 2 cores':>12s} {'h on ' + str(args.workers):>9s}", flush=True)
     total2 = totalN = 0.0

@@ -20,6 +20,24 @@ from lrtools.models import build_cnn, build_mlp
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist-t10k"
 
 
+def blas_line() -> str:
+    """The BLAS library and kernels this process uses, for the benchmarks' headers.
+
+    The kernels set the speed of every solver here (the normal matrix's dsyrk and dpotrf):
+    OpenBLAS picks them from the CPU unless ``OPENBLAS_CORETYPE`` names them, so a benchmark
+    states which ones it ran.
+    """
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')} kernels)"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"BLAS: {', '.join(libs) or 'none found'}; OPENBLAS_CORETYPE="
+            f"{pinned if pinned is not None else '(unset: chosen from the CPU)'}")
+
+
 def mnist_test_images(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real MNIST test images as (n, 784) float64 in [-1, 1] and labels, from ../shared."""
     X = read_idx(SHARED_MNIST / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
