@@ -9,10 +9,12 @@ seeded (Xavier) weights. ``region_points(...)`` returns points to build regions 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info
 
 from lrtools.datasets.idx import read_idx
 from lrtools.models import build_cnn, build_mlp
@@ -27,10 +29,6 @@ def blas_line() -> str:
     OpenBLAS picks them from the CPU unless ``OPENBLAS_CORETYPE`` names them, so a benchmark
     states which ones it ran.
     """
-    import os
-
-    from threadpoolctl import threadpool_info
-
     libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')} kernels)"
             for i in threadpool_info() if i.get("user_api") == "blas"]
     pinned = os.environ.get("OPENBLAS_CORETYPE")
